@@ -1,0 +1,1 @@
+"""Optimizer wrappers, builders and parameter schedulers (no Lightning import)."""

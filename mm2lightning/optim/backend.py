@@ -1,0 +1,56 @@
+"""The seam between the optim wrappers and the training engine.
+
+Every optim wrapper does backward, optimizer step and gradient-sync blocking
+through an :class:`OptimBackend`. The default, :class:`TorchBackend`, is plain
+PyTorch (what MMEngine does). The Lightning bridge sets its own backend on each
+wrapper (``wrapper.backend = ...``) so that backward runs through
+``manual_backward`` and steps through the strategy, without subclassing any
+wrapper.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+
+@runtime_checkable
+class OptimBackend(Protocol):
+    """How an optim wrapper runs backward, optimizer steps and sync blocking."""
+
+    def backward(self, loss: torch.Tensor, *, sync: bool, **kwargs: Any) -> None:
+        """Compute gradients of ``loss``.
+
+        Args:
+            loss: The (already scaled) loss.
+            sync: ``False`` while accumulating: the gradients of this backward will
+                not be stepped yet. Engines that decide gradient sync at backward
+                time use it to skip the all-reduce.
+            **kwargs: Passed to ``Tensor.backward``.
+        """
+
+    def step(self, optimizer: torch.optim.Optimizer, **kwargs: Any) -> Any:
+        """Run one optimizer step."""
+
+    def no_sync(self, model: nn.Module) -> AbstractContextManager[Any]:
+        """A context in which forward/backward passes do not synchronise gradients."""
+
+
+class TorchBackend:
+    """Plain PyTorch: ``loss.backward()``, ``optimizer.step()``, ``model.no_sync()`` if it has one."""
+
+    def backward(self, loss: torch.Tensor, *, sync: bool, **kwargs: Any) -> None:
+        loss.backward(**kwargs)
+
+    def step(self, optimizer: torch.optim.Optimizer, **kwargs: Any) -> Any:
+        return optimizer.step(**kwargs)
+
+    def no_sync(self, model: nn.Module) -> AbstractContextManager[Any]:
+        no_sync = getattr(model, "no_sync", None)
+        return no_sync() if no_sync is not None else nullcontext()
+
+
+TORCH_BACKEND = TorchBackend()

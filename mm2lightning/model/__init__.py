@@ -5,8 +5,17 @@ Migrating is an import swap: ``from mmengine.model import BaseModel`` becomes
 """
 
 from mm2lightning.model.base_model import BaseModel
-from mm2lightning.model.base_module import BaseModule
+from mm2lightning.model.base_module import BaseModule, ModuleDict, ModuleList, Sequential
 from mm2lightning.model.data_preprocessor import BaseDataPreprocessor, ImgDataPreprocessor
 from mm2lightning.model.utils import stack_batch
 
-__all__ = ["BaseDataPreprocessor", "BaseModel", "BaseModule", "ImgDataPreprocessor", "stack_batch"]
+__all__ = [
+    "BaseDataPreprocessor",
+    "BaseModel",
+    "BaseModule",
+    "ImgDataPreprocessor",
+    "ModuleDict",
+    "ModuleList",
+    "Sequential",
+    "stack_batch",
+]

@@ -85,3 +85,27 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
         if self.init_cfg:
             text += f"\ninit_cfg={self.init_cfg}"
         return text
+
+
+class Sequential(BaseModule, nn.Sequential):
+    """``nn.Sequential`` with :class:`BaseModule`'s ``init_cfg``, as ``mmengine.model.Sequential``."""
+
+    def __init__(self, *args: nn.Module, init_cfg: dict[str, Any] | None = None) -> None:
+        BaseModule.__init__(self, init_cfg)
+        nn.Sequential.__init__(self, *args)
+
+
+class ModuleList(BaseModule, nn.ModuleList):
+    """``nn.ModuleList`` with :class:`BaseModule`'s ``init_cfg``, as ``mmengine.model.ModuleList``."""
+
+    def __init__(self, modules: Any = None, init_cfg: dict[str, Any] | None = None) -> None:
+        BaseModule.__init__(self, init_cfg)
+        nn.ModuleList.__init__(self, modules)
+
+
+class ModuleDict(BaseModule, nn.ModuleDict):
+    """``nn.ModuleDict`` with :class:`BaseModule`'s ``init_cfg``, as ``mmengine.model.ModuleDict``."""
+
+    def __init__(self, modules: Any = None, init_cfg: dict[str, Any] | None = None) -> None:
+        BaseModule.__init__(self, init_cfg)
+        nn.ModuleDict.__init__(self, modules)

@@ -13,6 +13,7 @@ from typing_extensions import Self
 from mm2lightning.model.utils import stack_batch
 from mm2lightning.registry import MODELS
 
+
 def _derives_from(obj: Any, class_name: str) -> bool:
     """Whether a class named ``class_name`` is in ``type(obj).__mro__``.
 
@@ -65,7 +66,7 @@ class BaseDataPreprocessor(nn.Module):
         if isinstance(data, Sequence):
             return type(data)(self.cast_data(item) for item in data)
         if isinstance(data, torch.Tensor) or _derives_from(data, "BaseDataElement"):
-            return data.to(self._device, non_blocking=self._non_blocking)
+            return data.to(self.device, non_blocking=self._non_blocking)
         return data
 
     def forward(self, data: Any, training: bool = False) -> Any:

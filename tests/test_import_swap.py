@@ -1,0 +1,67 @@
+"""Migrating is an import swap: the public names MMEngine users import exist here too."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+SCHEDULERS = [
+    f"{kind}{suffix}"
+    for kind in ["Constant", "Linear", "Step", "MultiStep", "Exponential", "CosineAnnealing", "Poly", "CosineRestart", "ReduceOnPlateau"]
+    for suffix in ["LR", "Momentum", "ParamScheduler"]
+] + ["OneCycleLR", "OneCycleParamScheduler"]
+
+NAMES = {
+    "model": ["BaseModel", "BaseModule", "Sequential", "ModuleList", "ModuleDict", "BaseDataPreprocessor", "ImgDataPreprocessor", "stack_batch"],
+    "optim": [
+        "OptimWrapper",
+        "AmpOptimWrapper",
+        "OptimWrapperDict",
+        "BaseOptimWrapper",
+        "build_optim_wrapper",
+        "DefaultOptimWrapperConstructor",
+        *SCHEDULERS,
+    ],
+    "registry": [
+        "Registry",
+        "build_from_cfg",
+        "MODELS",
+        "MODEL_WRAPPERS",
+        "OPTIMIZERS",
+        "OPTIM_WRAPPERS",
+        "OPTIM_WRAPPER_CONSTRUCTORS",
+        "PARAM_SCHEDULERS",
+        "METRICS",
+        "DATASETS",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(NAMES))
+def test_names_exist_in_both(mmengine, module):
+    ours = importlib.import_module(f"mm2lightning.{module}")
+    ref = importlib.import_module(f"mmengine.{module}")
+    for name in NAMES[module]:
+        assert hasattr(ref, name), f"mmengine.{module} has no {name}: the list is wrong"
+        assert hasattr(ours, name), f"mm2lightning.{module} lacks {name}, which mmengine.{module} offers"
+
+
+def test_registered_names_cover_the_configs_users_write():
+    from mm2lightning.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, PARAM_SCHEDULERS
+
+    assert {"BaseDataPreprocessor", "ImgDataPreprocessor"} <= set(MODELS.module_dict)
+    assert {"OptimWrapper", "AmpOptimWrapper"} <= set(OPTIM_WRAPPERS.module_dict)
+    assert "DefaultOptimWrapperConstructor" in OPTIM_WRAPPER_CONSTRUCTORS
+    assert set(SCHEDULERS) <= set(PARAM_SCHEDULERS.module_dict)
+
+
+def test_core_does_not_import_lightning():
+    code = (
+        "import sys, mm2lightning, mm2lightning.model, mm2lightning.optim, mm2lightning.registry\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'torchmetrics'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -45,21 +45,26 @@ def _count_optimizer_steps(optimizer: OptimizerType) -> None:
     """Make ``optimizer.step`` count its calls in ``optimizer._global_step`` (reset to -1)."""
     method = optimizer.step
     if not getattr(method, "_with_counter", False):
+        # Hold the unbound function and a weak reference, not the bound method:
+        # the optimizer keeps the wrapper, which must not keep the optimizer.
         func = getattr(method, "__func__", None)
-        if func is None:  # step was already replaced by a plain callable
-            func, instance_ref = (lambda _, *a, **kw: method(*a, **kw)), None
-        else:  # a weak reference avoids an optimizer <-> step reference cycle
-            instance_ref = weakref.ref(optimizer)
+        if func is None:  # step is already a plain callable: call it as it is
+            func = functools.partial(_call_ignoring_instance, method)
+        instance_ref = weakref.ref(optimizer)
 
         @functools.wraps(func)
         def step(*args: Any, **kwargs: Any) -> Any:
-            instance = optimizer if instance_ref is None else instance_ref()
+            instance = instance_ref()
             instance._global_step += 1  # type: ignore[union-attr]
             return func(instance, *args, **kwargs)
 
         step._with_counter = True  # type: ignore[attr-defined]
         optimizer.step = step  # type: ignore[method-assign]
     optimizer._global_step = -1  # type: ignore[union-attr]
+
+
+def _call_ignoring_instance(method: Any, _instance: Any, *args: Any, **kwargs: Any) -> Any:
+    return method(*args, **kwargs)
 
 
 class _ParamScheduler:

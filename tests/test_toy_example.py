@@ -1,4 +1,4 @@
-"""The toy example's core loop equals MMEngine's Runner on the migration guide's toy model."""
+"""The toy example (lightning.Trainer + MMLightningModule) equals MMEngine's Runner on the migration guide's toy model."""
 
 from __future__ import annotations
 
@@ -28,17 +28,18 @@ def test_matches_mmengine_runner(mmengine, tmp_path, options):
         toy.optim_wrapper_cfg(options.get("accumulative_counts", 1), options.get("clip_grad")),
         toy.WARMUP_THEN_STEPS if options.get("scheduler") else None,
     )
-    model, history = toy.train(**options)
+    module, history = toy.train(**options)
     assert len(history) == len(ref_history) == 125
     for ours, ref in zip(history, ref_history):
         assert ours.keys() == ref.keys()
         assert all(abs(ours[k] - ref[k]) <= 1e-6 for k in ours)
-    for p, q in zip(model.parameters(), ref_model.parameters()):
+    for p, q in zip(module.model.parameters(), ref_model.parameters()):
         assert (p - q).abs().max().item() <= 1e-6
 
 
 def test_plain_run_ends_at_mmengine_reference_numbers():
-    model, history = toy.train()
+    module, history = toy.train()
+    model = module.model
     assert model.linear.weight.item() == pytest.approx(0.23316538333892822, abs=1e-6)
     assert model.linear.bias.item() == pytest.approx(0.7770956158638, abs=1e-6)
 

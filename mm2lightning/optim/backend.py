@@ -10,6 +10,7 @@ wrapper.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,8 +33,18 @@ class OptimBackend(Protocol):
             **kwargs: Passed to ``Tensor.backward``.
         """
 
-    def step(self, optimizer: torch.optim.Optimizer, **kwargs: Any) -> Any:
-        """Run one optimizer step."""
+    def step(
+        self, optimizer: torch.optim.Optimizer, *, before_step: Callable[[], None] | None = None, **kwargs: Any
+    ) -> Any:
+        """Run one optimizer step.
+
+        Args:
+            optimizer: The optimizer to step.
+            before_step: Run right before the update, on unscaled gradients
+                (gradient clipping). Engines whose precision plugin unscales
+                inside the step run it after unscaling.
+            **kwargs: Passed to ``optimizer.step``.
+        """
 
     def no_sync(self, model: nn.Module) -> AbstractContextManager[Any]:
         """A context in which forward/backward passes do not synchronise gradients."""
@@ -45,7 +56,11 @@ class TorchBackend:
     def backward(self, loss: torch.Tensor, *, sync: bool, **kwargs: Any) -> None:
         loss.backward(**kwargs)
 
-    def step(self, optimizer: torch.optim.Optimizer, **kwargs: Any) -> Any:
+    def step(
+        self, optimizer: torch.optim.Optimizer, *, before_step: Callable[[], None] | None = None, **kwargs: Any
+    ) -> Any:
+        if before_step is not None:
+            before_step()
         return optimizer.step(**kwargs)
 
     def no_sync(self, model: nn.Module) -> AbstractContextManager[Any]:

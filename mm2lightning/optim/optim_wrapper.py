@@ -121,10 +121,8 @@ class OptimWrapper(BaseOptimWrapper):
         self._inner_count += 1
 
     def step(self, **kwargs: Any) -> None:
-        """Clip gradients if configured, then step the optimizer through the backend."""
-        if self.clip_grad_kwargs:
-            self._clip_grad()
-        self.backend.step(self.optimizer, **kwargs)
+        """Step the optimizer through the backend, clipping the (unscaled) gradients first if configured."""
+        self.backend.step(self.optimizer, before_step=self._clip_grad if self.clip_grad_kwargs else None, **kwargs)
 
     def zero_grad(self, **kwargs: Any) -> None:
         self.optimizer.zero_grad(**kwargs)

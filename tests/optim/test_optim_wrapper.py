@@ -107,9 +107,9 @@ class RecordingBackend(TorchBackend):
         self.calls.append(("backward", sync))
         super().backward(loss, sync=sync, **kwargs)
 
-    def step(self, optimizer, **kwargs):
-        self.calls.append(("step", None))
-        return super().step(optimizer, **kwargs)
+    def step(self, optimizer, *, before_step=None, **kwargs):
+        self.calls.append(("step", before_step))
+        return super().step(optimizer, before_step=before_step, **kwargs)
 
     @contextmanager
     def no_sync(self, model):

@@ -1,0 +1,6 @@
+"""Everything that imports Lightning: the LightningModule bridge and the optim-wrapper backend."""
+
+from mm2lightning.lightning.backend import LightningBackend
+from mm2lightning.lightning.module import MMLightningModule
+
+__all__ = ["LightningBackend", "MMLightningModule"]

@@ -1,0 +1,279 @@
+"""MMLightningModule: train any MMEngine-style model with ``lightning.Trainer``."""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch import nn
+
+from mm2lightning.lightning.backend import LightningBackend
+from mm2lightning.lightning.logging import TrainLogPath
+from mm2lightning.lightning.state import CHECKPOINT_KEY, dump_training_state, load_training_state
+from mm2lightning.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict, build_optim_wrapper
+from mm2lightning.optim.scheduler import build_param_schedulers
+from mm2lightning.registry import MODELS
+
+# ModelCheckpoint(every_n_train_steps) warns under manual optimization that it saves the weights after the
+# optimizer step. That is what MMEngine's CheckpointHook saves too (after_train_iter), so the warning is noise here.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
+
+
+def _build_model(model: nn.Module | Mapping[str, Any]) -> nn.Module:
+    if isinstance(model, Mapping):
+        model = MODELS.build(model)
+    if not isinstance(model, nn.Module) or not all(
+        callable(getattr(model, name, None)) for name in ("train_step", "val_step", "test_step")
+    ):
+        raise TypeError(
+            "model must be a BaseModel (mm2lightning.model.BaseModel or mmengine.model.BaseModel, i.e. an "
+            "nn.Module with train_step/val_step/test_step) or a config dict built through MODELS, "
+            f"but got {type(model).__name__}"
+        )
+    return model
+
+
+def _wrappers(optim_wrapper: OptimWrapper) -> list[OptimWrapper]:
+    return list(optim_wrapper.values()) if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+
+
+def _dataset_size(dataloaders: Any) -> int:
+    """Samples in the evaluation data set(s), for dropping distributed padding; ``sys.maxsize`` if unknown."""
+    loaders = dataloaders if isinstance(dataloaders, (list, tuple)) else [dataloaders]
+    try:
+        return sum(len(loader.dataset) for loader in loaders)
+    except (AttributeError, TypeError):
+        return sys.maxsize
+
+
+class MMLightningModule(pl.LightningModule):
+    """Trains an MMEngine-style model with ``lightning.Trainer``, through the model's own ``train_step``.
+
+    Each training iteration calls ``model.train_step(batch, optim_wrapper)`` under
+    Lightning's manual optimization: the optim wrappers backward through
+    ``manual_backward``, step through the strategy and its precision plugin, and
+    block gradient sync through the strategy while accumulating. So a GAN's
+    hand-written ``train_step`` with an ``OptimWrapperDict`` runs unchanged, and
+    the numbers equal MMEngine's Runner.
+
+    Counting: one ``trainer.global_step`` per training iteration (one
+    ``train_step`` call), whatever the number of optimizers or the accumulation,
+    so ``max_steps``, ``ModelCheckpoint(every_n_train_steps=...)`` and log steps
+    mean MMEngine iterations.
+
+    Args:
+        model: A ``BaseModel`` (mm2lightning's or mmengine's), or a config dict
+            built through ``MODELS``. Stored as ``self.model``: checkpoint keys are
+            ``model.<the model's own keys>``.
+        optim_wrapper: As MMEngine's ``optim_wrapper``: a config dict
+            (``paramwise_cfg``, ``type='AmpOptimWrapper'``, a dict of per-submodule
+            wrapper configs) or a built ``OptimWrapper`` / ``OptimWrapperDict``.
+            Needed by ``Trainer.fit`` only. Built in ``configure_optimizers``, after
+            the model is on its device.
+        param_scheduler: As MMEngine's ``param_scheduler``: a config dict, a list
+            of them, or per wrapper name for an ``OptimWrapperDict``. ``end``
+            defaults to the Trainer's ``max_epochs`` (``by_epoch=True``) or total
+            iterations; ``convert_to_iter_based`` uses the epoch length.
+            Stepped after every iteration (``by_epoch=False``) or epoch, as
+            MMEngine's ``ParamSchedulerHook``; ``ReduceOnPlateau`` after validation.
+        val_evaluator: Metrics for ``validation_step`` (see
+            :func:`mm2lightning.evaluator.build_evaluator`); results are logged as
+            ``val/<name>``.
+        test_evaluator: The same for ``test_step``, logged as ``test/<name>``.
+        log_epoch_means: Also log the epoch mean of each ``log_vars`` key as
+            ``<key>_epoch``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Mapping[str, Any],
+        optim_wrapper: OptimWrapper | Mapping[str, Any] | None = None,
+        param_scheduler: Any = None,
+        val_evaluator: Any = None,
+        test_evaluator: Any = None,
+        log_epoch_means: bool = False,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = _build_model(model)
+        self.optim_wrapper_cfg = optim_wrapper
+        self.param_scheduler_cfg = param_scheduler
+        self.val_evaluator = self._build_evaluator(val_evaluator)
+        self.test_evaluator = self._build_evaluator(test_evaluator)
+        self.optim_wrapper: OptimWrapper | None = None
+        self.param_schedulers: list[Any] | dict[str, list[Any]] = []
+        self._backend = LightningBackend(self)
+        self._log_path = TrainLogPath(self, epoch_means=log_epoch_means)
+        self._max_iters = -1
+        self._iter_schedulers: list[Any] = []
+        self._epoch_schedulers: list[Any] = []
+        self._plateau_schedulers: list[Any] = []
+        self._epoch_schedulers_stepped = False
+        self._resume_state: dict[str, Any] | None = None
+
+    @staticmethod
+    def _build_evaluator(cfg: Any) -> Any:
+        if cfg is None:
+            return None
+        from mm2lightning.evaluator import build_evaluator
+
+        return build_evaluator(cfg)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    # ------------------------------------------------------------------ setup
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Reject Trainer flags that cannot apply to ``train_step``-driven training (runs before Lightning's checks)."""
+        trainer = self.trainer
+        if trainer.state.fn != TrainerFn.FITTING:
+            return []
+        if trainer.accumulate_grad_batches != 1:
+            raise MisconfigurationException(
+                f"Trainer(accumulate_grad_batches={trainer.accumulate_grad_batches}) cannot apply: the optim wrapper "
+                "accumulates gradients itself. Remove it and set accumulative_counts in the optim_wrapper config, "
+                f"e.g. optim_wrapper=dict(optimizer=..., accumulative_counts={trainer.accumulate_grad_batches})."
+            )
+        if trainer.gradient_clip_val:
+            raise MisconfigurationException(
+                f"Trainer(gradient_clip_val={trainer.gradient_clip_val}) cannot apply: the optim wrapper clips "
+                "gradients itself. Remove it and set clip_grad in the optim_wrapper config, e.g. "
+                f"optim_wrapper=dict(optimizer=..., clip_grad=dict(max_norm={trainer.gradient_clip_val})) "
+                "(or dict(type='value', clip_value=...))."
+            )
+        return []
+
+    def configure_optimizers(self) -> list[Any]:
+        """Build the optim wrapper(s) and parameter schedulers; hand the raw optimizers to Lightning."""
+        if self.optim_wrapper_cfg is None:
+            raise ValueError(
+                "Trainer.fit needs an optim_wrapper: MMLightningModule(model, optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)))"
+            )
+        optim_wrapper = build_optim_wrapper(self.model, self.optim_wrapper_cfg)
+        wrappers = _wrappers(optim_wrapper)
+        self._check_precision(wrappers)
+        for wrapper in wrappers:
+            wrapper.backend = self._backend
+        self.optim_wrapper = optim_wrapper
+
+        trainer = self.trainer
+        trainer.estimated_stepping_batches  # noqa: B018 - sets up the train dataloader, for its length
+        epoch_length = trainer.num_training_batches
+        max_epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
+        limits = [trainer.max_steps] if trainer.max_steps > 0 else []
+        if max_epochs is not None and math.isfinite(epoch_length):
+            limits.append(max_epochs * epoch_length)
+        self._max_iters = min(limits) if limits else -1
+        self.param_schedulers = build_param_schedulers(
+            self.param_scheduler_cfg,
+            optim_wrapper,
+            epoch_length=epoch_length if math.isfinite(epoch_length) else None,
+            max_epochs=max_epochs,
+            max_iters=self._max_iters if self._max_iters > 0 else None,
+        )
+        schedulers = (
+            [s for group in self.param_schedulers.values() for s in group]
+            if isinstance(self.param_schedulers, dict)
+            else list(self.param_schedulers)
+        )
+        self._iter_schedulers = [s for s in schedulers if not s.by_epoch and not s.need_val_args]
+        self._epoch_schedulers = [s for s in schedulers if s.by_epoch and not s.need_val_args]
+        self._plateau_schedulers = [s for s in schedulers if s.need_val_args]
+        return [wrapper.optimizer for wrapper in wrappers]
+
+    def _check_precision(self, wrappers: list[OptimWrapper]) -> None:
+        precision = self.trainer.precision
+        if precision != "32-true" and any(isinstance(w, AmpOptimWrapper) for w in wrappers):
+            raise MisconfigurationException(
+                f"AmpOptimWrapper does its own autocast and loss scaling, so Trainer(precision={precision!r}) would "
+                "apply mixed precision twice. Either keep AmpOptimWrapper with Trainer(precision='32-true'), or use a "
+                f"plain OptimWrapper with Trainer(precision={precision!r})."
+            )
+
+    def on_train_start(self) -> None:
+        if self._resume_state is not None:
+            load_training_state(self.optim_wrapper, self.param_schedulers, self._resume_state)
+            self._resume_state = None
+        self.optim_wrapper.initialize_count_status(self.model, self.trainer.global_step, self._max_iters)
+        self._step_progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+
+    # --------------------------------------------------------------- training
+    def training_step(self, batch: Any, batch_idx: int) -> Mapping[str, Any]:
+        log_vars = self.model.train_step(batch, optim_wrapper=self.optim_wrapper)
+        self._step_progress.increment_ready()  # exactly one global_step per iteration
+        self._step_progress.increment_completed()
+        for scheduler in self._iter_schedulers:
+            scheduler.step()
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._step_epoch_schedulers()  # before an epoch-end validation or checkpoint, as in MMEngine
+        self._log_path.after_train_iter(log_vars, batch, self.optim_wrapper)
+        return log_vars
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        self._backend.run_before_step()
+
+    def _step_epoch_schedulers(self) -> None:
+        for scheduler in self._epoch_schedulers:
+            scheduler.step()
+        self._epoch_schedulers_stepped = True
+
+    def on_train_epoch_end(self) -> None:
+        if not self._epoch_schedulers_stepped:
+            self._step_epoch_schedulers()
+        self._epoch_schedulers_stepped = False
+        self._log_path.on_train_epoch_end()
+
+    # ------------------------------------------------------------- evaluation
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate_step(self.val_evaluator, "val", self.model.val_step(batch), batch)
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._evaluate_epoch(self.val_evaluator, "val", self.trainer.val_dataloaders)
+        if self.trainer.state.fn == TrainerFn.FITTING and not self.trainer.sanity_checking:
+            for scheduler in self._plateau_schedulers:
+                scheduler.step(metrics)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate_step(self.test_evaluator, "test", self.model.test_step(batch), batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluate_epoch(self.test_evaluator, "test", self.trainer.test_dataloaders)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        """The model's predictions: ``forward(mode='predict')`` after preprocessing (as ``test_step``)."""
+        return self.model.test_step(batch)
+
+    @staticmethod
+    def _evaluate_step(evaluator: Any, stage: str, outputs: Any, batch: Any) -> None:
+        if evaluator is None:
+            raise ValueError(
+                f"Trainer got {stage} data but MMLightningModule has no {stage}_evaluator: pass "
+                f"{stage}_evaluator=... (MMEngine metrics or torchmetrics), or drop the {stage} dataloader"
+            )
+        evaluator.process(data_samples=outputs, data_batch=batch)
+
+    def _evaluate_epoch(self, evaluator: Any, stage: str, dataloaders: Any) -> dict[str, Any]:
+        metrics = evaluator.evaluate(_dataset_size(dataloaders))
+        scalars = {
+            f"{stage}/{key}": value
+            for key, value in metrics.items()
+            if isinstance(value, (int, float)) or (hasattr(value, "numel") and value.numel() == 1)
+        }
+        if scalars:
+            self.log_dict(scalars, on_step=False, on_epoch=True, batch_size=1)
+        return metrics
+
+    # ------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.optim_wrapper is not None:
+            checkpoint[CHECKPOINT_KEY] = dump_training_state(self.optim_wrapper, self.param_schedulers)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before configure_optimizers builds the wrappers: applied in on_train_start.
+        self._resume_state = checkpoint.get(CHECKPOINT_KEY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from mmengine.hooks import Hook
@@ -42,7 +43,7 @@ def run_runner(
     model: nn.Module,
     dataset: list,
     work_dir: Path,
-    optim_wrapper: dict,
+    optim_wrapper: Any,
     max_epochs: int = 5,
     param_scheduler: list | dict | None = None,
     batch_size: int = 2,
@@ -54,7 +55,7 @@ def run_runner(
         work_dir=str(work_dir),
         train_dataloader=DataLoader(dataset, batch_size=batch_size),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        optim_wrapper=copy.deepcopy(optim_wrapper),
+        optim_wrapper=copy.deepcopy(optim_wrapper) if isinstance(optim_wrapper, dict) else optim_wrapper,
         param_scheduler=copy.deepcopy(param_scheduler),
         default_hooks=dict(checkpoint=None),
         custom_hooks=[record],

@@ -272,7 +272,9 @@ class MMLightningModule(pl.LightningModule):
     # ------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.optim_wrapper is not None:
-            checkpoint[CHECKPOINT_KEY] = dump_training_state(self.optim_wrapper, self.param_schedulers)
+            checkpoint[CHECKPOINT_KEY] = dump_training_state(
+                self.optim_wrapper, self.param_schedulers, save_grads=self.trainer.world_size == 1
+            )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs before configure_optimizers builds the wrappers: applied in on_train_start.

@@ -3,7 +3,10 @@
 Lightning already saves the model, the raw optimizers and the loops; the
 ``mm2lightning`` checkpoint entry adds, per wrapper, the accumulation count,
 the GradScaler state and the schedulers' base group (``base_param_settings``),
-plus every parameter scheduler's state.
+plus every parameter scheduler's state. A checkpoint taken in the middle of an
+accumulation window also holds the gradients accumulated so far (single process
+only: with several processes they differ per rank, and, as in MMEngine, the
+interrupted window's gradients are lost on resume, with a warning).
 """
 
 from __future__ import annotations
@@ -23,8 +26,14 @@ def _named(optim_wrapper: OptimWrapper) -> dict[str, OptimWrapper]:
     return {"": optim_wrapper}
 
 
-def _wrapper_state(wrapper: OptimWrapper) -> dict[str, Any]:
+def _params(wrapper: OptimWrapper) -> list[Any]:
+    return [p for group in wrapper.optimizer.param_groups for p in group["params"]]
+
+
+def _wrapper_state(wrapper: OptimWrapper, save_grads: bool) -> dict[str, Any]:
     state: dict[str, Any] = {"inner_count": wrapper.inner_count}
+    if save_grads and not wrapper.should_update():  # mid-window: gradients are waiting for the step
+        state["grads"] = [None if p.grad is None else p.grad.detach().cpu() for p in _params(wrapper)]
     if wrapper.base_param_settings is not None:
         state["base_param_settings"] = wrapper.base_param_settings
     if isinstance(wrapper, AmpOptimWrapper) and wrapper.loss_scaler is not None:
@@ -38,6 +47,8 @@ def _load_wrapper_state(wrapper: OptimWrapper, state: dict[str, Any]) -> None:
         wrapper.base_param_settings = state["base_param_settings"]
     if "loss_scaler" in state and isinstance(wrapper, AmpOptimWrapper) and wrapper.loss_scaler is not None:
         wrapper.loss_scaler.load_state_dict(state["loss_scaler"])
+    for param, grad in zip(_params(wrapper), state.get("grads", [])):
+        param.grad = None if grad is None else grad.to(param.device)
 
 
 def _scheduler_states(schedulers: Schedulers) -> Any:
@@ -46,10 +57,16 @@ def _scheduler_states(schedulers: Schedulers) -> Any:
     return [s.state_dict() for s in schedulers]
 
 
-def dump_training_state(optim_wrapper: OptimWrapper, schedulers: Schedulers) -> dict[str, Any]:
-    """The extra state to store under ``checkpoint['mm2lightning']``."""
+def dump_training_state(optim_wrapper: OptimWrapper, schedulers: Schedulers, save_grads: bool) -> dict[str, Any]:
+    """The extra state to store under ``checkpoint['mm2lightning']``.
+
+    Args:
+        optim_wrapper: The run's wrapper(s).
+        schedulers: The run's parameter schedulers.
+        save_grads: Store the gradients of an unfinished accumulation window.
+    """
     return {
-        "optim_wrapper": {name: _wrapper_state(w) for name, w in _named(optim_wrapper).items()},
+        "optim_wrapper": {name: _wrapper_state(w, save_grads) for name, w in _named(optim_wrapper).items()},
         "param_schedulers": _scheduler_states(schedulers),
     }
 

@@ -235,3 +235,16 @@ def test_past_max_counts_is_a_clear_error():
 def test_non_optimizer_is_a_clear_error():
     with pytest.raises(TypeError, match="must be a torch.optim.Optimizer"):
         OptimWrapper(object())
+
+
+def test_resume_mid_window_warns_only_when_the_window_gradients_are_lost(caplog):
+    model = make_model()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=3)
+    with caplog.at_level("WARNING"):
+        wrapper.initialize_count_status(model, 5, 10)
+    assert "Resumed iteration number 5 is not divisible by accumulative_counts=3" in caplog.text
+    caplog.clear()
+    model(torch.ones(1, 4)).sum().backward()  # the window's gradients were restored (as the Lightning bridge does)
+    with caplog.at_level("WARNING"):
+        wrapper.initialize_count_status(model, 5, 10)
+    assert "not divisible" not in caplog.text

@@ -60,6 +60,16 @@ class TrainLogPath:
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
 
+    def on_train_start(self) -> None:
+        """Cache what the per-iteration check reads."""
+        self._trainer = self._module.trainer
+        self._epoch_loop = self._trainer.fit_loop.epoch_loop
+
+    def _should_log(self) -> bool:
+        """Whether Lightning writes this batch's step logs (its ``should_update_logs``, for the fit loop)."""
+        every_n = self._trainer.log_every_n_steps
+        return bool(every_n) and ((self._epoch_loop._batches_that_stepped + 1) % every_n == 0 or self._trainer.should_stop)
+
     def after_train_iter(self, log_vars: Mapping[str, torch.Tensor], batch: Any, optim_wrapper: OptimWrapper) -> None:
         """Called once per iteration with ``train_step``'s output."""
         if self._epoch_means:
@@ -67,7 +77,7 @@ class TrainLogPath:
                 value = value.detach()
                 self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
                 self._counts[key] = self._counts.get(key, 0) + 1
-        if not self._module.trainer._logger_connector.should_update_logs:
+        if not self._should_log():
             return
         values = {key: value.detach() for key, value in log_vars.items()}
         for prefix, wrapper in _wrappers(optim_wrapper):

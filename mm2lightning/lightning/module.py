@@ -125,6 +125,14 @@ class MMLightningModule(pl.LightningModule):
 
         return build_evaluator(cfg)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name around every hook call (~30 times per iteration); nn.Module's
+        # __setattr__ costs 10x object's for a plain string, which would end in object.__setattr__ anyway.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
@@ -202,6 +210,7 @@ class MMLightningModule(pl.LightningModule):
             self._resume_state = None
         self.optim_wrapper.initialize_count_status(self.model, self.trainer.global_step, self._max_iters)
         self._step_progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        self._log_path.on_train_start()
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: Any, batch_idx: int) -> Mapping[str, Any]:

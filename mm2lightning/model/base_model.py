@@ -17,6 +17,19 @@ from mm2lightning.model.data_preprocessor import _derives_from
 from mm2lightning.registry import MODELS
 
 
+def _mean(value: torch.Tensor) -> torch.Tensor:
+    """``value.mean()``; a 0-d tensor is its own mean (skipping the op saves a graph node per loss)."""
+    return value if value.dim() == 0 else value.mean()
+
+
+def _total(values: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of ``values`` (non-empty), without ``sum()``'s extra ``0 +`` node."""
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
+
+
 class OptimWrapperLike(Protocol):
     """What :meth:`BaseModel.train_step` needs of an optim wrapper (ours or MMEngine's)."""
 
@@ -147,9 +160,9 @@ class BaseModel(BaseModule):
         reduced = []
         for name, value in losses.items():
             if isinstance(value, torch.Tensor):
-                reduced.append((name, value.mean()))
+                reduced.append((name, _mean(value)))
             elif isinstance(value, list) and value and all(isinstance(item, torch.Tensor) for item in value):
-                reduced.append((name, sum(item.mean() for item in value)))
+                reduced.append((name, _total([_mean(item) for item in value])))
             else:
                 detail = type(value).__name__
                 if isinstance(value, list):
@@ -163,7 +176,7 @@ class BaseModel(BaseModule):
                 "forward(mode='loss') returned no key containing 'loss' (case-sensitive), so there is "
                 f"nothing to optimise; got keys {list(losses)}"
             )
-        loss = sum(loss_terms)
+        loss = _total(loss_terms)
         log_vars = OrderedDict(loss=loss)
         log_vars.update(reduced)
         return loss, log_vars

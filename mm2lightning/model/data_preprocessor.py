@@ -57,16 +57,21 @@ class BaseDataPreprocessor(nn.Module):
         Returns:
             The same structure, with tensors on :attr:`device`.
         """
-        if isinstance(data, Mapping):
+        kind = type(data)
+        if kind is torch.Tensor:  # the common cases first: this runs on every batch
+            return data if data.device == self._device else data.to(self._device, non_blocking=self._non_blocking)
+        if kind is list:
+            return [self.cast_data(item) for item in data]
+        if kind is dict or isinstance(data, Mapping):
             return {key: self.cast_data(value) for key, value in data.items()}
         if isinstance(data, (str, bytes)) or data is None:
             return data
         if isinstance(data, tuple) and hasattr(data, "_fields"):  # namedtuple
-            return type(data)(*(self.cast_data(item) for item in data))
+            return kind(*(self.cast_data(item) for item in data))
         if isinstance(data, Sequence):
-            return type(data)(self.cast_data(item) for item in data)
+            return kind(self.cast_data(item) for item in data)
         if isinstance(data, torch.Tensor) or _derives_from(data, "BaseDataElement"):
-            return data.to(self.device, non_blocking=self._non_blocking)
+            return data.to(self._device, non_blocking=self._non_blocking)
         return data
 
     def forward(self, data: Any, training: bool = False) -> Any:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -17,6 +16,8 @@ from mm2lightning.optim.base import BaseOptimWrapper
 from mm2lightning.registry import OPTIM_WRAPPERS
 
 log = logging.getLogger(__name__)
+
+_NO_CONTEXT = nullcontext()  # reusable: nullcontext keeps no state
 
 _CLIP_FUNCS = {
     "norm": (torch.nn.utils.clip_grad_norm_, "grad_norm"),
@@ -137,14 +138,9 @@ class OptimWrapper(BaseOptimWrapper):
                 self.grad_norm = grad.detach()
 
     # ------------------------------------------------------------- accumulation
-    @contextmanager
-    def optim_context(self, model: nn.Module) -> Iterator[None]:
+    def optim_context(self, model: nn.Module) -> AbstractContextManager[Any]:
         """Forward context: blocks gradient sync while accumulating."""
-        if self.should_sync():
-            yield
-        else:
-            with self.backend.no_sync(model):
-                yield
+        return _NO_CONTEXT if self.should_sync() else self.backend.no_sync(model)
 
     def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
         """Set the iteration count (for resuming) and the run's total iterations.

@@ -1,0 +1,27 @@
+"""The overhead benchmark (benchmarks/bench_overhead.py) runs and prints its table."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_overhead.py"
+
+
+def test_quick_run_prints_a_table_row_per_variant():
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--workloads", "mlp", "--rounds", "1", "--device", "cpu"],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout
+    variants = ["plain", "lightning", "mm2lightning"]
+    if importlib.util.find_spec("mmengine") is not None:
+        variants.append("mmengine")
+    assert "## tiny MLP" in out
+    for letter, name in zip("abcd", variants):
+        row = re.search(rf"^\| \({letter}\) {name} \| (\d+\.\d+) \|.*\| yes \|$", out, re.MULTILINE)
+        assert row, f"no table row for ({letter}) {name} with the same final weights as (a):\n{out}"
+        assert float(row.group(1)) > 0
+    assert re.search(r"^\| c/b \| \d+\.\d+ \|", out, re.MULTILINE)

@@ -2,19 +2,20 @@
 
 The core (:mod:`mm2lightning.model`, :mod:`mm2lightning.optim`,
 :mod:`mm2lightning.registry`) is plain PyTorch and does not import Lightning;
-``from mm2lightning import MMLightningModule`` imports the Lightning bridge on
-first use.
+``from mm2lightning import MMLightningModule`` (or ``SeparateDDPStrategy``,
+``MMDDPStrategy``) imports the Lightning bridge on first use.
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["MMLightningModule", "__version__"]
+_LIGHTNING_NAMES = ("MMDDPStrategy", "MMLightningModule", "SeparateDDPStrategy")
+__all__ = [*_LIGHTNING_NAMES, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "MMLightningModule":
-        from mm2lightning.lightning import MMLightningModule
+    if name in _LIGHTNING_NAMES:
+        import mm2lightning.lightning
 
-        return MMLightningModule
+        return getattr(mm2lightning.lightning, name)
     raise AttributeError(f"module 'mm2lightning' has no attribute {name!r}")

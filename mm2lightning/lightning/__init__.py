@@ -2,5 +2,6 @@
 
 from mm2lightning.lightning.backend import LightningBackend
 from mm2lightning.lightning.module import MMLightningModule
+from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
 
-__all__ = ["LightningBackend", "MMLightningModule"]
+__all__ = ["LightningBackend", "MMDDPStrategy", "MMLightningModule", "SeparateDDPStrategy"]

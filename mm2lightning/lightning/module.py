@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
@@ -102,6 +103,7 @@ class MMLightningModule(pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.model = _build_model(model)
+        self.use_model_wrapper(None)
         self.optim_wrapper_cfg = optim_wrapper
         self.param_scheduler_cfg = param_scheduler
         self.val_evaluator = self._build_evaluator(val_evaluator)
@@ -132,6 +134,13 @@ class MMLightningModule(pl.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def use_model_wrapper(self, wrapper: nn.Module | None) -> None:
+        """Run ``train_step``/``val_step``/``test_step`` through ``wrapper`` (set by mm2lightning's DDP strategies).
+
+        The wrapper is not a registered submodule: checkpoints keep the model's own keys.
+        """
+        object.__setattr__(self, "_step_model", self.model if wrapper is None else wrapper)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -166,6 +175,7 @@ class MMLightningModule(pl.LightningModule):
         optim_wrapper = build_optim_wrapper(self.model, self.optim_wrapper_cfg)
         wrappers = _wrappers(optim_wrapper)
         self._check_precision(wrappers)
+        self._check_strategy(optim_wrapper)
         for wrapper in wrappers:
             wrapper.backend = self._backend
         self.optim_wrapper = optim_wrapper
@@ -204,6 +214,21 @@ class MMLightningModule(pl.LightningModule):
                 f"plain OptimWrapper with Trainer(precision={precision!r})."
             )
 
+    def _check_strategy(self, optim_wrapper: OptimWrapper) -> None:
+        strategy = self.trainer.strategy
+        if (
+            type(strategy) is DDPStrategy  # Lightning's own: one DDP over the whole LightningModule
+            and isinstance(optim_wrapper, OptimWrapperDict)
+            and not strategy._ddp_kwargs.get("find_unused_parameters", False)
+        ):
+            raise MisconfigurationException(
+                "An OptimWrapperDict under whole-model DDP (strategy='ddp') updates parts of the model in turn, so each "
+                "backward leaves the other parts' parameters unused and DDP fails. Either give each part its own DDP "
+                "with strategy='ddp_separate' (mm2lightning.SeparateDDPStrategy, as MMEngine's "
+                "MMSeparateDistributedDataParallel), or let DDP look for unused parameters with "
+                "strategy='ddp_find_unused_parameters_true' (DDPStrategy(find_unused_parameters=True))."
+            )
+
     def on_train_start(self) -> None:
         if self._resume_state is not None:
             load_training_state(self.optim_wrapper, self.param_schedulers, self._resume_state)
@@ -214,7 +239,7 @@ class MMLightningModule(pl.LightningModule):
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: Any, batch_idx: int) -> Mapping[str, Any]:
-        log_vars = self.model.train_step(batch, optim_wrapper=self.optim_wrapper)
+        log_vars = self._step_model.train_step(batch, optim_wrapper=self.optim_wrapper)
         self._step_progress.increment_ready()  # exactly one global_step per iteration
         self._step_progress.increment_completed()
         for scheduler in self._iter_schedulers:
@@ -240,7 +265,7 @@ class MMLightningModule(pl.LightningModule):
 
     # ------------------------------------------------------------- evaluation
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate_step(self.val_evaluator, "val", self.model.val_step(batch), batch)
+        self._evaluate_step(self.val_evaluator, "val", self._step_model.val_step(batch), batch)
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._evaluate_epoch(self.val_evaluator, "val", self.trainer.val_dataloaders)
@@ -249,14 +274,14 @@ class MMLightningModule(pl.LightningModule):
                 scheduler.step(metrics)
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate_step(self.test_evaluator, "test", self.model.test_step(batch), batch)
+        self._evaluate_step(self.test_evaluator, "test", self._step_model.test_step(batch), batch)
 
     def on_test_epoch_end(self) -> None:
         self._evaluate_epoch(self.test_evaluator, "test", self.trainer.test_dataloaders)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         """The model's predictions: ``forward(mode='predict')`` after preprocessing (as ``test_step``)."""
-        return self.model.test_step(batch)
+        return self._step_model.test_step(batch)
 
     @staticmethod
     def _evaluate_step(evaluator: Any, stage: str, outputs: Any, batch: Any) -> None:

@@ -16,19 +16,22 @@ def make_gan_class(base: type) -> type:
     """The GAN model subclassing ``base`` (mm2lightning's or mmengine's BaseModel)."""
 
     class GAN(base):
-        def __init__(self, seed: int = 0) -> None:
+        def __init__(self, seed: int = 0, noise_seeds: list[int] | None = None) -> None:
+            """``noise_seeds``: one noise generator per equal share of the batch (one per rank in DDP tests)."""
             super().__init__()
             torch.manual_seed(seed)
             self.generator = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2))
             self.discriminator = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
-            self.noise = torch.Generator().manual_seed(seed + 1)
+            self.noises = [torch.Generator().manual_seed(s) for s in (noise_seeds or [seed + 1])]
+            self.noise = self.noises[0]
 
         def forward(self, inputs, data_samples=None, mode="tensor"):
             return self.generator(inputs)
 
         def train_step(self, data, optim_wrapper):
             real = self.data_preprocessor(data, True)["inputs"]
-            z = torch.randn(real.shape[0], 2, generator=self.noise)
+            share = real.shape[0] // len(self.noises)
+            z = torch.cat([torch.randn(share, 2, generator=g) for g in self.noises])
             with optim_wrapper["discriminator"].optim_context(self.discriminator):
                 fake = self.generator(z).detach()
                 pred_fake, pred_real = self.discriminator(fake), self.discriminator(real)

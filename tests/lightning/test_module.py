@@ -23,30 +23,10 @@ from mm2lightning.model import BaseModel
 from mm2lightning.optim import AmpOptimWrapper, OptimWrapper
 
 from gan import GAN_OPTIM, make_gan_class, ring_dataset
+from models import Net, net_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "toy"))
 from toy_model import ToyModel, toy_dataset  # noqa: E402
-
-
-class Net(BaseModel):
-    """A small regression model with random data, so that resumed runs have something to get wrong."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
-
-    def forward(self, x, y, mode="tensor"):
-        out = self.body(x)
-        if mode == "loss":
-            return dict(loss_mse=(out.float() - y).pow(2), loss_l1=(out.float() - y).abs() * 0.1)
-        return out
-
-
-def net_data(n: int = 40) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    gen = torch.Generator().manual_seed(7)
-    x = torch.randn(n, 4, generator=gen)
-    return list(zip(x, x.sum(1, keepdim=True).sin()))
 
 
 def trainer(tmp_path=None, **kwargs) -> L.Trainer:

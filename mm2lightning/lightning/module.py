@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy, Strategy
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
@@ -42,6 +42,49 @@ def _build_model(model: nn.Module | Mapping[str, Any]) -> nn.Module:
 
 def _wrappers(optim_wrapper: OptimWrapper) -> list[OptimWrapper]:
     return list(optim_wrapper.values()) if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+
+
+def check_strategy_support(strategy: Strategy, optim_wrapper: OptimWrapper) -> None:
+    """Refuse, before training, what a strategy cannot do with ``train_step``-driven manual optimization.
+
+    Raises:
+        MisconfigurationException: FSDP or model-parallel strategies (Lightning does not support manual
+            optimization there); DeepSpeed with several optim wrappers, ``AmpOptimWrapper``, accumulation or
+            ``clip_grad`` (DeepSpeed's engine owns those); an ``OptimWrapperDict`` under Lightning's whole-model
+            ``'ddp'`` without ``find_unused_parameters``.
+    """
+    name = type(strategy).__name__
+    if isinstance(strategy, (FSDPStrategy, ModelParallelStrategy)):
+        raise MisconfigurationException(
+            f"{name} does not support manual optimization in Lightning (backward runs in training_step, outside "
+            "the sharded module's forward), and train_step needs it. Use strategy='ddp', 'ddp_separate' "
+            "(mm2lightning.SeparateDDPStrategy) or DeepSpeed with a single optimizer."
+        )
+    wrappers = _wrappers(optim_wrapper)
+    if isinstance(strategy, DeepSpeedStrategy):
+        problems = []
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            problems.append(f"{len(wrappers)} optim wrappers (DeepSpeed drives one optimizer)")
+        if any(isinstance(w, AmpOptimWrapper) for w in wrappers):
+            problems.append("AmpOptimWrapper (set DeepSpeed's precision through Trainer(precision=...) instead)")
+        if any(w._accumulative_counts > 1 for w in wrappers):
+            problems.append("accumulative_counts > 1 (set DeepSpeed's gradient_accumulation_steps instead)")
+        if any(w.clip_grad_kwargs for w in wrappers):
+            problems.append("clip_grad (set DeepSpeed's gradient_clipping instead)")
+        if problems:
+            raise MisconfigurationException(f"{name} cannot run this optim_wrapper: " + "; ".join(problems) + ".")
+    if (
+        type(strategy) is DDPStrategy  # Lightning's own: one DDP over the whole LightningModule
+        and isinstance(optim_wrapper, OptimWrapperDict)
+        and not strategy._ddp_kwargs.get("find_unused_parameters", False)
+    ):
+        raise MisconfigurationException(
+            "An OptimWrapperDict under whole-model DDP (strategy='ddp') updates parts of the model in turn, so each "
+            "backward leaves the other parts' parameters unused and DDP fails. Either give each part its own DDP "
+            "with strategy='ddp_separate' (mm2lightning.SeparateDDPStrategy, as MMEngine's "
+            "MMSeparateDistributedDataParallel), or let DDP look for unused parameters with "
+            "strategy='ddp_find_unused_parameters_true' (DDPStrategy(find_unused_parameters=True))."
+        )
 
 
 def _dataset_size(dataloaders: Any) -> int:
@@ -175,7 +218,7 @@ class MMLightningModule(pl.LightningModule):
         optim_wrapper = build_optim_wrapper(self.model, self.optim_wrapper_cfg)
         wrappers = _wrappers(optim_wrapper)
         self._check_precision(wrappers)
-        self._check_strategy(optim_wrapper)
+        check_strategy_support(self.trainer.strategy, optim_wrapper)
         for wrapper in wrappers:
             wrapper.backend = self._backend
         self.optim_wrapper = optim_wrapper
@@ -212,21 +255,6 @@ class MMLightningModule(pl.LightningModule):
                 f"AmpOptimWrapper does its own autocast and loss scaling, so Trainer(precision={precision!r}) would "
                 "apply mixed precision twice. Either keep AmpOptimWrapper with Trainer(precision='32-true'), or use a "
                 f"plain OptimWrapper with Trainer(precision={precision!r})."
-            )
-
-    def _check_strategy(self, optim_wrapper: OptimWrapper) -> None:
-        strategy = self.trainer.strategy
-        if (
-            type(strategy) is DDPStrategy  # Lightning's own: one DDP over the whole LightningModule
-            and isinstance(optim_wrapper, OptimWrapperDict)
-            and not strategy._ddp_kwargs.get("find_unused_parameters", False)
-        ):
-            raise MisconfigurationException(
-                "An OptimWrapperDict under whole-model DDP (strategy='ddp') updates parts of the model in turn, so each "
-                "backward leaves the other parts' parameters unused and DDP fails. Either give each part its own DDP "
-                "with strategy='ddp_separate' (mm2lightning.SeparateDDPStrategy, as MMEngine's "
-                "MMSeparateDistributedDataParallel), or let DDP look for unused parameters with "
-                "strategy='ddp_find_unused_parameters_true' (DDPStrategy(find_unused_parameters=True))."
             )
 
     def on_train_start(self) -> None:

@@ -87,6 +87,11 @@ class ShardData(L.LightningDataModule):
 class GradRecorder(L.Callback):
     def __init__(self) -> None:
         self.records: list[tuple[int, str, torch.Tensor]] = []
+        self.wrapped: dict[str, tuple[str, bool]] = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        for name, child in pl_module.model.named_children():
+            self.wrapped[name] = (type(child).__name__, getattr(child, "gradient_as_bucket_view", None))
 
     @staticmethod
     def _flat(params) -> torch.Tensor:
@@ -114,7 +119,7 @@ def build(case: str) -> tuple[MMLightningModule, L.LightningDataModule | DataLoa
             for _ in range(len(ring_dataset(48)) // 2 // BATCH):  # advance it past epoch 0, as the checkpoint is
                 torch.randn(BATCH, 2, generator=model.noise)
         return MMLightningModule(model, optim_wrapper=GAN_ACC_OPTIM), ShardData(ring_dataset(48)), dict(
-            strategy=SeparateDDPStrategy()
+            strategy=SeparateDDPStrategy(gradient_as_bucket_view=True)  # a DDP kwarg that must reach every child
         )
     if case == "gan_ddp_unused":
         model = make_gan_class(BaseModel)(noise_seeds=[1 + rank])
@@ -157,6 +162,7 @@ def main() -> None:
         grads=recorder.records,
         params={k: v.detach().clone() for k, v in module.model.state_dict().items()},
         child_types={name: type(child).__name__ for name, child in module.model.named_children()},
+        children_during_fit=recorder.wrapped,
     )
     if case.startswith("custom"):
         record["flags"] = module.model.data_preprocessor.flags

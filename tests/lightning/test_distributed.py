@@ -90,6 +90,10 @@ def test_separate_ddp_gan_sync_reference_checkpoint_and_resume(tmp_path):
     run_worker("gan_separate", tmp_path)
     ranks = load(tmp_path, "gan_separate")
     assert_sync_pattern(ranks)
+    assert ranks[0]["children_during_fit"] == {  # one DDP per trainable child, DDP kwargs passed through
+        "data_preprocessor": ("BaseDataPreprocessor", None), "generator": ("_ChildDDP", True),
+        "discriminator": ("_ChildDDP", True),
+    }
     assert ranks[0]["child_types"] == {"data_preprocessor": "BaseDataPreprocessor", "generator": "Sequential",
                                        "discriminator": "Sequential"}  # plain again after fit
     reference = MMLightningModule(make_gan_class(BaseModel)(noise_seeds=[1, 2]), optim_wrapper=GAN_ACC_OPTIM)

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.precision import MixedPrecision
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.utils.data import DataLoader
@@ -304,3 +305,37 @@ def test_model_from_config_and_prebuilt_wrapper():
     module.optim_wrapper_cfg = wrapper
     trainer(max_epochs=1).fit(module, DataLoader(net_data(), batch_size=8))
     assert module.optim_wrapper is wrapper and wrapper.inner_count == 5
+
+
+# ---------------------------------------------------------------------------------------------- strategies
+class _FakeDeepSpeed(DeepSpeedStrategy):
+    """DeepSpeed is not installed here; the check only needs the strategy's type."""
+
+    def __init__(self) -> None:  # noqa: D107 - skips DeepSpeed's import check
+        pass
+
+
+@pytest.mark.parametrize(
+    "strategy, optim, match",
+    [
+        (FSDPStrategy(), dict(optimizer=dict(type="SGD", lr=0.1)), r"FSDPStrategy does not support manual optimization.*'ddp_separate'"),
+        (ModelParallelStrategy(), dict(optimizer=dict(type="SGD", lr=0.1)), r"ModelParallelStrategy does not support manual optimization"),
+        (_FakeDeepSpeed(), GAN_OPTIM, r"2 optim wrappers \(DeepSpeed drives one optimizer\)"),
+        (_FakeDeepSpeed(), dict(type="AmpOptimWrapper", optimizer=dict(type="SGD", lr=0.1)), r"AmpOptimWrapper \(set DeepSpeed's precision"),
+        (_FakeDeepSpeed(), dict(optimizer=dict(type="SGD", lr=0.1), accumulative_counts=2, clip_grad=dict(max_norm=1.0)),
+         r"accumulative_counts > 1 \(set DeepSpeed's gradient_accumulation_steps.*clip_grad \(set DeepSpeed's gradient_clipping"),
+    ],
+)
+def test_strategies_that_cannot_run_train_step_are_refused(strategy, optim, match):
+    from mm2lightning.lightning.module import check_strategy_support
+    from mm2lightning.optim import build_optim_wrapper
+
+    with pytest.raises(MisconfigurationException, match=match):
+        check_strategy_support(strategy, build_optim_wrapper(make_gan_class(BaseModel)(), optim))
+
+
+def test_deepspeed_with_one_plain_wrapper_is_allowed():
+    from mm2lightning.lightning.module import check_strategy_support
+    from mm2lightning.optim import build_optim_wrapper
+
+    assert check_strategy_support(_FakeDeepSpeed(), build_optim_wrapper(Net(), dict(optimizer=dict(type="SGD", lr=0.1)))) is None

@@ -154,6 +154,10 @@ def main() -> None:
                     ckpt_path=out / "ckpt" / "epoch=0.ckpt" if resume else None)
     except Exception as exc:  # the test checks the message
         error = f"{type(exc).__name__}: {exc}"
+    predicted = None
+    if case == "gan_separate" and error is None:  # predict after fit, with the same strategy
+        outputs = trainer.predict(module, DataLoader(ring_dataset(16), batch_size=BATCH))
+        predicted = sum(len(batch) for batch in outputs)
     record = dict(
         error=error,
         rank=trainer.global_rank,
@@ -163,6 +167,7 @@ def main() -> None:
         params={k: v.detach().clone() for k, v in module.model.state_dict().items()},
         child_types={name: type(child).__name__ for name, child in module.model.named_children()},
         children_during_fit=recorder.wrapped,
+        predicted=predicted,
     )
     if case.startswith("custom"):
         record["flags"] = module.model.data_preprocessor.flags

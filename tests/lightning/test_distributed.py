@@ -96,6 +96,7 @@ def test_separate_ddp_gan_sync_reference_checkpoint_and_resume(tmp_path):
     }
     assert ranks[0]["child_types"] == {"data_preprocessor": "BaseDataPreprocessor", "generator": "Sequential",
                                        "discriminator": "Sequential"}  # plain again after fit
+    assert [r["predicted"] for r in ranks] == [16, 16]  # predict after fit (no distributed sampler here)
     reference = MMLightningModule(make_gan_class(BaseModel)(noise_seeds=[1, 2]), optim_wrapper=GAN_ACC_OPTIM)
     assert_equals_reference(ranks[0]["params"], single_process(reference, ring_dataset(48)))
 

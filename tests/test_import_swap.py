@@ -15,7 +15,8 @@ SCHEDULERS = [
 ] + ["OneCycleLR", "OneCycleParamScheduler"]
 
 NAMES = {
-    "model": ["BaseModel", "BaseModule", "Sequential", "ModuleList", "ModuleDict", "BaseDataPreprocessor", "ImgDataPreprocessor", "stack_batch"],
+    "model": ["BaseModel", "BaseModule", "Sequential", "ModuleList", "ModuleDict", "MMDistributedDataParallel",
+              "MMSeparateDistributedDataParallel", "BaseDataPreprocessor", "ImgDataPreprocessor", "stack_batch"],
     "optim": [
         "OptimWrapper",
         "AmpOptimWrapper",

@@ -121,9 +121,11 @@ def build(case: str) -> tuple[MMLightningModule, L.LightningDataModule | DataLoa
         return MMLightningModule(model, optim_wrapper=GAN_ACC_OPTIM), ShardData(ring_dataset(48)), dict(
             strategy=SeparateDDPStrategy(gradient_as_bucket_view=True)  # a DDP kwarg that must reach every child
         )
-    if case == "gan_ddp_unused":
+    if case in ("gan_ddp_unused", "gan_ddp_find_unused"):
         model = make_gan_class(BaseModel)(noise_seeds=[1 + rank])
-        return MMLightningModule(model, optim_wrapper=GAN_OPTIM), ShardData(ring_dataset(48)), dict(strategy="ddp")
+        optim = GAN_OPTIM if case == "gan_ddp_unused" else GAN_ACC_OPTIM
+        strategy = "ddp" if case == "gan_ddp_unused" else "ddp_find_unused_parameters_true"
+        return MMLightningModule(model, optim_wrapper=optim), ShardData(ring_dataset(48)), dict(strategy=strategy)
     if case in ("custom_separate", "custom_whole"):
         module = MMLightningModule(Net(RecordingPreprocessor()), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05)))
         strategy = (

@@ -208,6 +208,8 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry("optimizer wrapper constructor")
 PARAM_SCHEDULERS = Registry("parameter scheduler", build_func=build_scheduler_from_cfg)
 METRICS = Registry("metric")
 DATASETS = Registry("dataset")
+DATA_SAMPLERS = Registry("data sampler")
+FUNCTIONS = Registry("function")
 
 
 def _register_torch_optimizers() -> None:
@@ -221,6 +223,8 @@ _register_torch_optimizers()
 
 __all__ = [
     "DATASETS",
+    "DATA_SAMPLERS",
+    "FUNCTIONS",
     "METRICS",
     "MODELS",
     "MODEL_WRAPPERS",

@@ -161,6 +161,8 @@ class MMLightningModule(pl.LightningModule):
         self._plateau_schedulers: list[Any] = []
         self._epoch_schedulers_stepped = False
         self._resume_state: dict[str, Any] | None = None
+        self.val_metrics: dict[str, Any] = {}  # the evaluator's last results, with its own names (no ``val/``)
+        self.test_metrics: dict[str, Any] = {}
 
     @staticmethod
     def _build_evaluator(cfg: Any) -> Any:
@@ -297,6 +299,7 @@ class MMLightningModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._evaluate_epoch(self.val_evaluator, "val", self.trainer.val_dataloaders)
+        self.val_metrics = metrics
         if self.trainer.state.fn == TrainerFn.FITTING and not self.trainer.sanity_checking:
             for scheduler in self._plateau_schedulers:
                 scheduler.step(metrics)
@@ -305,7 +308,7 @@ class MMLightningModule(pl.LightningModule):
         self._evaluate_step(self.test_evaluator, "test", self._step_model.test_step(batch), batch)
 
     def on_test_epoch_end(self) -> None:
-        self._evaluate_epoch(self.test_evaluator, "test", self.trainer.test_dataloaders)
+        self.test_metrics = self._evaluate_epoch(self.test_evaluator, "test", self.trainer.test_dataloaders)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         """The model's predictions: ``forward(mode='predict')`` after preprocessing (as ``test_step``)."""

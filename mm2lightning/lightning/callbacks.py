@@ -1,0 +1,204 @@
+"""Lightning callbacks with the behaviour of MMEngine's ``CheckpointHook`` and training loops' validation schedule."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+
+LAST_CHECKPOINT_FILE = "last_checkpoint"  # as MMEngine: a text file in work_dir naming the newest checkpoint
+
+_GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc")
+_LESS_KEYS = ("loss",)
+
+
+def infer_rule(key: str) -> Literal["greater", "less"]:
+    """MMEngine's rule for a ``save_best`` metric: exact names first, then substrings (case-insensitive).
+
+    Raises:
+        ValueError: No rule can be inferred from ``key``.
+    """
+    key_lc = key.lower()
+    greater = {k.lower() for k in _GREATER_KEYS}
+    less = {k.lower() for k in _LESS_KEYS}
+    if key_lc in greater:
+        return "greater"
+    if key_lc in less:
+        return "less"
+    if any(k in key_lc for k in greater):
+        return "greater"
+    if any(k in key_lc for k in less):
+        return "less"
+    raise ValueError(
+        f"CheckpointHook cannot infer the rule for save_best={key!r}: pass rule='greater' or rule='less'"
+    )
+
+
+def find_latest_checkpoint(work_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint named in ``work_dir/last_checkpoint`` (written by :class:`MMCheckpoint`), if it exists."""
+    pointer = Path(work_dir) / LAST_CHECKPOINT_FILE
+    if not pointer.is_file():
+        return None
+    path = Path(pointer.read_text().strip())
+    return path if path.is_file() else None
+
+
+class MMCheckpoint(pl.Callback):
+    """Saves checkpoints as MMEngine's ``CheckpointHook``, in Lightning's format (``.ckpt``).
+
+    Epoch mode writes ``epoch_{N}.ckpt`` (N counted from 1) at the end of every
+    ``interval``-th epoch, iteration mode ``iter_{N}.ckpt`` every ``interval``
+    iterations; ``save_last`` also saves at the end of training. ``work_dir/last_checkpoint``
+    names the newest one, for ``Runner(resume=True)``.
+
+    Args:
+        out_dir: Where checkpoints go.
+        interval: Save every ``interval`` epochs or iterations; ``-1`` only with ``save_last``.
+        by_epoch: Count ``interval`` in epochs (``True``) or iterations.
+        max_keep_ckpts: Keep the newest ``max_keep_ckpts`` regular checkpoints (``-1``: all).
+        save_last: Also save at the last epoch or iteration.
+        save_optimizer: Save optimizer and scheduler states (``False``: weights only).
+        save_best: Metric name(s), or ``'auto'`` (the evaluator's first metric), to keep the best
+            checkpoint by, as ``best_{metric}_{epoch_N|iter_N}.ckpt``.
+        rule: ``'greater'`` or ``'less'``, one or one per ``save_best`` key; inferred from the name by
+            default (MMEngine's rule).
+        save_begin: The first epoch or iteration counted for ``interval``.
+        work_dir: Where ``last_checkpoint`` is written (default: ``out_dir``).
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        interval: int = -1,
+        by_epoch: bool = True,
+        max_keep_ckpts: int = -1,
+        save_last: bool = True,
+        save_optimizer: bool = True,
+        save_best: str | Sequence[str] | None = None,
+        rule: str | Sequence[str] | None = None,
+        save_begin: int = 0,
+        work_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.work_dir = Path(work_dir) if work_dir is not None else self.out_dir
+        self.interval = interval
+        self.by_epoch = by_epoch
+        self.max_keep_ckpts = max_keep_ckpts
+        self.save_last = save_last
+        self.save_optimizer = save_optimizer
+        self.save_begin = save_begin
+        keys = [save_best] if isinstance(save_best, str) else list(save_best or [])
+        rules = [rule] if rule is None or isinstance(rule, str) else list(rule)
+        if len(rules) == 1:
+            rules = rules * len(keys)
+        if keys and len(rules) != len(keys):
+            raise ValueError(f"CheckpointHook got {len(keys)} save_best keys but {len(rules)} rules")
+        for r in rules:
+            if r not in (None, "greater", "less"):
+                raise ValueError(f"CheckpointHook rule must be 'greater', 'less' or None, but got {r!r}")
+        self._best: dict[str, dict[str, Any]] = {
+            key: {"rule": r if r is not None or key == "auto" else infer_rule(key), "score": None, "path": None}
+            for key, r in zip(keys, rules)
+        }
+        self._kept: deque[Path] = deque()
+
+    # --------------------------------------------------------------- regular
+    def _due(self, count: int, is_last: bool) -> bool:
+        every = self.interval > 0 and count >= self.save_begin and (count - self.save_begin) % self.interval == 0
+        return every or (self.save_last and is_last)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if not self.by_epoch and self._due(trainer.global_step, trainer.global_step == trainer.max_steps):
+            self._save_regular(trainer, f"iter_{trainer.global_step}.ckpt")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.by_epoch:
+            epoch = trainer.current_epoch + 1
+            if self._due(epoch, epoch == trainer.max_epochs):
+                self._save_regular(trainer, f"epoch_{epoch}.ckpt")
+
+    def _save_regular(self, trainer: pl.Trainer, name: str) -> None:
+        path = self.out_dir / name
+        trainer.save_checkpoint(path, weights_only=not self.save_optimizer)
+        if not trainer.is_global_zero:
+            return
+        (self.work_dir / LAST_CHECKPOINT_FILE).write_text(str(path.resolve()))
+        self._kept.append(path)
+        while 0 < self.max_keep_ckpts < len(self._kept):
+            self._kept.popleft().unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ best
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._best or trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        metrics = getattr(pl_module, "val_metrics", None) or {}
+        if not metrics:
+            return
+        suffix = f"epoch_{trainer.current_epoch + 1}" if self.by_epoch else f"iter_{trainer.global_step}"
+        for key, best in list(self._best.items()):
+            if key == "auto":  # MMEngine: the first metric, from the first evaluation on
+                key = next(iter(metrics))
+                self._best = {key if k == "auto" else k: v for k, v in self._best.items()}
+                best["rule"] = best["rule"] or infer_rule(key)
+            if key not in metrics:
+                raise KeyError(
+                    f"CheckpointHook save_best={key!r} is not among the evaluator's metrics {sorted(metrics)}"
+                )
+            score = float(metrics[key])
+            if math.isnan(score):
+                continue
+            better = best["score"] is None or (
+                score > best["score"] if best["rule"] == "greater" else score < best["score"]
+            )
+            if not better:
+                continue
+            best["score"] = score
+            path = self.out_dir / f"best_{key.replace('/', '_')}_{suffix}.ckpt"
+            trainer.save_checkpoint(path, weights_only=True)
+            if trainer.is_global_zero and best["path"] is not None and best["path"] != path:
+                best["path"].unlink(missing_ok=True)
+            best["path"] = path
+
+    @property
+    def best_checkpoints(self) -> dict[str, Path | None]:
+        """The best checkpoint so far per ``save_best`` key."""
+        return {key: best["path"] for key, best in self._best.items()}
+
+
+class ValidationSchedule(pl.Callback):
+    """Validates when MMEngine's training loops do, which Lightning's flags alone cannot express.
+
+    Epoch mode: after epoch ``e`` (from 1) when ``e >= val_begin`` and ``e % val_interval == 0``, and after
+    the last epoch. Iteration mode: after iteration ``i`` when ``i >= val_begin`` and
+    ``i % val_interval == 0``, and after the last iteration. Needs a Trainer built with
+    ``check_val_every_n_epoch=1`` (epoch mode) or ``check_val_every_n_epoch=None, val_check_interval=1``
+    (iteration mode): the callback switches ``trainer.check_val_every_n_epoch`` on and off.
+    """
+
+    _OFF = sys.maxsize  # (epoch + 1) % maxsize != 0: Lightning skips validation
+
+    def __init__(self, by_epoch: bool, val_interval: int, val_begin: int = 1) -> None:
+        self.by_epoch = by_epoch
+        self.val_interval = val_interval
+        self.val_begin = val_begin
+
+    def _due(self, count: int, last: int) -> bool:
+        return count >= self.val_begin and (count % self.val_interval == 0 or count == last)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.by_epoch:
+            due = self._due(trainer.current_epoch + 1, trainer.max_epochs)
+            trainer.check_val_every_n_epoch = 1 if due else self._OFF
+        else:
+            trainer.check_val_every_n_epoch = self._OFF
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if not self.by_epoch:  # Lightning decides right after this hook, with check_val_every_n_epoch=None
+            due = self._due(trainer.global_step, trainer.max_steps)
+            trainer.check_val_every_n_epoch = None if due else self._OFF

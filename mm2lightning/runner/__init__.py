@@ -1,0 +1,17 @@
+"""MMEngine's ``mmengine.runner`` names: the ``Runner`` facade and checkpoint interop.
+
+``Runner`` builds a ``lightning.Trainer`` underneath, so importing it imports Lightning (on first use); the
+checkpoint functions are plain PyTorch.
+"""
+
+from typing import Any
+
+__all__ = ["Runner"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Runner":
+        from mm2lightning.lightning.runner import Runner
+
+        return Runner
+    raise AttributeError(f"module 'mm2lightning.runner' has no attribute {name!r}")

@@ -1,0 +1,400 @@
+"""Runner: MMEngine's Runner facade over lightning.Trainer, against real mmengine where MMEngine has the behaviour."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mm2lightning.evaluator import BaseMetric
+from mm2lightning.model import BaseModel
+from mm2lightning.registry import DATASETS, METRICS, MODELS
+from mm2lightning.runner import Runner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # mmengine_reference
+
+# The migration guide's toy example, as written for MMEngine (only work_dir differs: the test's directory).
+MIGRATION_GUIDE_TOY = """
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from mmengine.runner import Runner
+from mmengine.model import BaseModel
+
+train_dataset = [(torch.ones(1, 1), torch.ones(1, 1))] * 50
+train_dataloader = DataLoader(train_dataset, batch_size=2)
+
+
+class MMEngineToyModel(BaseModel):
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+
+    def forward(self, img, label, mode):
+        if mode == 'loss':
+            feat = self.linear(img)
+            loss1 = (feat - label).pow(2)
+            loss2 = (feat - label).abs()
+            return dict(loss1=loss1, loss2=loss2)
+        elif mode == 'tensor':
+            return [feat]
+        else:
+            pass
+
+
+runner = Runner(
+    model=MMEngineToyModel(),
+    work_dir=WORK_DIR,
+    train_dataloader=train_dataloader,
+    train_cfg=dict(by_epoch=True, max_epochs=5),
+    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)))
+runner.train()
+"""
+
+
+def run_guide_toy(package: str, work_dir: Path) -> nn.Module:
+    torch.manual_seed(0)
+    namespace = {"WORK_DIR": str(work_dir)}
+    exec(compile(MIGRATION_GUIDE_TOY.replace("mmengine", package), f"<toy with {package}>", "exec"), namespace)
+    return namespace["runner"].model
+
+
+def quiet(**kwargs):
+    """Trainer arguments that keep the test output short."""
+    return dict(trainer_cfg=dict(enable_progress_bar=False, enable_model_summary=False, **kwargs))
+
+
+def test_migration_guide_toy_through_an_import_swap_equals_mmengine(mmengine, tmp_path):
+    ours = run_guide_toy("mm2lightning", tmp_path / "ours")
+    ref = run_guide_toy("mmengine", tmp_path / "mmengine")
+    ref = getattr(ref, "module", ref)
+    assert ours.linear.weight.item() == pytest.approx(0.23316538333892822, abs=1e-6)
+    for name, p in ours.state_dict().items():
+        assert (p - ref.state_dict()[name]).abs().max().item() <= 1e-6, name
+    # MMEngine's default CheckpointHook: a checkpoint every epoch, and last_checkpoint naming the newest.
+    names = sorted(p.name for p in (tmp_path / "ours").glob("*.ckpt"))
+    assert names == [f"epoch_{i}.ckpt" for i in range(1, 6)]
+    assert Path((tmp_path / "ours" / "last_checkpoint").read_text()) == (tmp_path / "ours" / "epoch_5.ckpt")
+    assert list((tmp_path / "ours").glob("*/metrics.csv")), "the CSV logger writes under work_dir/<timestamp>"
+
+
+# ---------------------------------------------------------------- a model with data, metrics and schedulers
+class Regression(BaseModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def forward(self, x, y, mode="tensor"):
+        out = self.body(x)
+        if mode == "loss":
+            return dict(loss=(out - y).pow(2).mean())
+        if mode == "predict":
+            return [(out - y).pow(2).mean()]
+        return out
+
+
+class NegMSE(BaseMetric):
+    """Higher is better: -MSE (so save_best infers nothing and needs a rule, or names an 'acc' key)."""
+
+    def process(self, data_batch, data_samples) -> None:
+        self.results.extend(float(x) for x in data_samples)
+
+    def compute_metrics(self, results) -> dict:
+        return dict(acc=-sum(results) / len(results))
+
+
+def regression_data(n: int = 24, seed: int = 3) -> list:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=gen)
+    return list(zip(x, x.sum(1, keepdim=True).sin()))
+
+
+def regression_runner(work_dir: Path, max_epochs: int = 4, **kwargs) -> Runner:
+    torch.manual_seed(0)
+    args = dict(
+        model=Regression(),
+        work_dir=work_dir,
+        train_dataloader=DataLoader(regression_data(), batch_size=4),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9)),
+        param_scheduler=[
+            dict(type="LinearLR", start_factor=0.5, by_epoch=False, end=8),
+            dict(type="MultiStepLR", milestones=[2, 3], gamma=0.5),
+        ],
+        randomness=dict(seed=1),
+        **quiet(),
+    )
+    args.update(kwargs)
+    return Runner(**args)
+
+
+def params(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+class StopAfterEpoch(pl.Callback):
+    """Interrupts training after an epoch (after its checkpoint), as a killed job would."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch + 1 == self.epoch:
+            trainer.should_stop = True
+
+
+def test_resume_from_work_dir_equals_the_uninterrupted_run(tmp_path):
+    full = params(regression_runner(tmp_path / "full").train())
+    interrupted = regression_runner(tmp_path / "run", custom_hooks=[StopAfterEpoch(2)])
+    interrupted.train()
+    assert interrupted.trainer.global_step == 12
+    assert (tmp_path / "run" / "last_checkpoint").read_text().endswith("epoch_2.ckpt")
+    resumed = regression_runner(tmp_path / "run", resume=True)
+    resumed.train()
+    assert resumed.trainer.current_epoch == 4 and resumed.trainer.global_step == 24
+    for p, q in zip(params(resumed.model), full):
+        assert torch.equal(p, q)
+
+
+def test_load_from_loads_weights_only(tmp_path):
+    trained = params(regression_runner(tmp_path / "a", max_epochs=1).train())
+    runner = regression_runner(tmp_path / "b", max_epochs=1, load_from=tmp_path / "a" / "epoch_1.ckpt")
+    runner.train()  # weights loaded, then one more epoch from the start of the schedule
+    assert runner.trainer.global_step == 6
+    assert not all(torch.equal(p, q) for p, q in zip(params(runner.model), trained))
+    fresh = regression_runner(tmp_path / "c", max_epochs=1, load_from=tmp_path / "a" / "epoch_1.ckpt")
+    fresh.load_checkpoint(tmp_path / "a" / "epoch_1.ckpt")
+    for p, q in zip(params(fresh.model), trained):
+        assert torch.equal(p, q)
+
+
+class RecordValidation(pl.Callback):
+    def __init__(self) -> None:
+        self.at: list[tuple[int, int]] = []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.at.append((trainer.current_epoch + 1, trainer.global_step))
+
+
+def eval_kwargs() -> dict:
+    return dict(
+        val_dataloader=DataLoader(regression_data(8, seed=4), batch_size=4),
+        val_cfg=dict(),
+        val_evaluator=NegMSE(),
+    )
+
+
+@pytest.mark.parametrize(
+    "train_cfg, expected",
+    [
+        (dict(by_epoch=True, max_epochs=5, val_interval=2), [(2, 12), (4, 24), (5, 30)]),
+        (dict(by_epoch=True, max_epochs=5, val_begin=3), [(3, 18), (4, 24), (5, 30)]),
+        (dict(type="IterBasedTrainLoop", max_iters=25, val_interval=10), [(2, 10), (4, 20), (5, 25)]),
+    ],
+    ids=["epoch-interval", "epoch-begin", "iter-interval"],
+)
+def test_validation_schedule_follows_mmengine_loops(tmp_path, train_cfg, expected):
+    record = RecordValidation()
+    runner = regression_runner(
+        tmp_path, train_cfg=train_cfg, custom_hooks=[record], default_hooks=dict(checkpoint=None), **eval_kwargs()
+    )
+    runner.train()
+    assert record.at == expected  # (epoch from 1, iteration) after each validation
+    assert runner.trainer.global_step == expected[-1][1]
+
+
+def test_checkpoint_hook_options(tmp_path):
+    runner = regression_runner(
+        tmp_path,
+        max_epochs=5,
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=2, max_keep_ckpts=1, save_best="auto")),
+        **eval_kwargs(),
+    )
+    runner.train()
+    regular = sorted(p.name for p in tmp_path.glob("epoch_*.ckpt"))
+    assert regular == ["epoch_5.ckpt"]  # epochs 2, 4 and (save_last) 5; only the newest is kept
+    best = list(tmp_path.glob("best_*.ckpt"))
+    assert len(best) == 1 and best[0].name.startswith("best_acc_epoch_")
+    assert "optimizer_states" not in torch.load(best[0], weights_only=False)  # best checkpoints hold weights only
+
+
+def test_iteration_checkpoints(tmp_path):
+    runner = regression_runner(
+        tmp_path,
+        train_cfg=dict(by_epoch=False, max_iters=14),
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=5, by_epoch=False)),
+    )
+    runner.train()
+    assert sorted(p.name for p in tmp_path.glob("iter_*.ckpt")) == ["iter_10.ckpt", "iter_14.ckpt", "iter_5.ckpt"]
+
+
+def test_val_and_test_return_the_evaluator_metrics(tmp_path):
+    runner = regression_runner(
+        tmp_path,
+        test_dataloader=DataLoader(regression_data(8, seed=4), batch_size=4),
+        test_cfg=dict(),
+        test_evaluator=NegMSE(),
+        **eval_kwargs(),
+    )
+    runner.train()
+    val, test = runner.val(), runner.test()
+    assert set(val) == set(test) == {"acc"}
+    assert val["acc"] == pytest.approx(test["acc"])  # the same data and weights
+    assert val["acc"] < 0
+
+
+# ---------------------------------------------------------------------- from_cfg, parity with MMEngine's
+@DATASETS.register_module(name="RunnerTestRegressionSet")
+class RegressionSet(torch.utils.data.Dataset):
+    def __init__(self, n: int = 24, seed: int = 3) -> None:
+        self.items = regression_data(n, seed)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+MODELS.register_module(name="RunnerTestRegression", module=Regression)
+METRICS.register_module(name="RunnerTestNegMSE", module=NegMSE)
+
+
+def config(work_dir: Path) -> dict:
+    return dict(
+        model=dict(type="RunnerTestRegression"),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=dict(type="RunnerTestRegressionSet"),
+            sampler=dict(type="DefaultSampler", shuffle=True),
+            collate_fn=dict(type="default_collate"),
+            batch_size=5,
+        ),
+        train_cfg=dict(by_epoch=True, max_epochs=3),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9), accumulative_counts=2),
+        param_scheduler=dict(type="MultiStepLR", milestones=[2]),
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1), logger=dict(type="LoggerHook", interval=2)),
+        randomness=dict(seed=5),
+    )
+
+
+def test_from_cfg_with_dataloader_configs_equals_mmengine(mmengine, tmp_path):
+    from mmengine.registry import DATASETS as MM_DATASETS
+    from mmengine.registry import MODELS as MM_MODELS
+    from mmengine.runner import Runner as MMRunner
+    from mmengine_reference import MMToyModel  # noqa: F401 - the reference module sets mmengine up
+
+    class MMRegression(mmengine.model.BaseModel):
+        forward = Regression.forward
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    MM_MODELS.register_module(name="RunnerTestRegression", module=MMRegression, force=True)
+    MM_DATASETS.register_module(name="RunnerTestRegressionSet", module=RegressionSet, force=True)
+
+    ref = MMRunner.from_cfg(mmengine.config.Config(config(tmp_path / "mmengine")))
+    ref.train()
+    runner = Runner.from_cfg(dict(config(tmp_path / "ours"), trainer_cfg=quiet()["trainer_cfg"]))
+    runner.train()
+    assert runner.trainer.log_every_n_steps == 2
+    ref_model = getattr(ref.model, "module", ref.model)
+    for (name, p), q in zip(runner.model.state_dict().items(), ref_model.state_dict().values()):
+        assert (p - q).abs().max().item() <= 1e-6, name
+
+
+# ------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (dict(train_cfg=None), ValueError, "train_dataloader, train_cfg and optim_wrapper must be all given"),
+        (dict(launcher="mpi"), ValueError, "launcher must be one of"),
+        (dict(param_scheduler=None, optim_wrapper=None, train_cfg=None, train_dataloader=None,
+              val_cfg=dict(fp16=True), val_dataloader=[1], val_evaluator=NegMSE()), ValueError, "val_cfg"),
+        (dict(randomness=dict(sed=1)), ValueError, "randomness has unknown keys"),
+    ],
+    ids=["incomplete-train-triple", "mpi", "val-fp16", "randomness-typo"],
+)
+def test_constructor_errors(tmp_path, change, error, match):
+    with pytest.raises(error, match=match):
+        regression_runner(tmp_path, **change)
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (dict(train_cfg=dict(max_epochs=2)), ValueError, "needs 'by_epoch'"),
+        (dict(train_cfg=dict(by_epoch=True, max_epoch=2)), ValueError, "needs 'max_epochs'"),
+        (dict(train_cfg=dict(by_epoch=True, max_epochs=2, val_intervals=1)), ValueError, "unknown keys"),
+        (dict(custom_hooks=[dict(type="EMAHook")]), TypeError, "custom_hooks takes lightning Callback"),
+        (dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", filename_tmpl="e{}.pth"))),
+         ValueError, r"CheckpointHook options \['filename_tmpl'\] are not supported"),
+        (dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", save_best="mse"))),
+         ValueError, "cannot infer the rule for save_best='mse'"),
+    ],
+    ids=["no-by_epoch", "max_epochs-typo", "unknown-loop-key", "mmengine-hook", "filename_tmpl", "save_best-rule"],
+)
+def test_trainer_building_errors(tmp_path, change, error, match):
+    runner = regression_runner(tmp_path, **change)
+    with pytest.raises(error, match=match):
+        runner.trainer  # noqa: B018
+
+
+def test_launcher_pytorch_outside_torchrun_names_the_missing_variables(tmp_path, monkeypatch):
+    for name in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    runner = regression_runner(tmp_path, launcher="pytorch")
+    with pytest.raises(RuntimeError, match="torchrun .* WORLD_SIZE, LOCAL_WORLD_SIZE, RANK, LOCAL_RANK is not set"):
+        runner.trainer  # noqa: B018
+
+
+def test_unknown_default_hook_is_reported_and_ignored(tmp_path):
+    runner = regression_runner(tmp_path, max_epochs=1, default_hooks=dict(visualization=dict(type="VisualizationHook")))
+    with pytest.warns(UserWarning, match=r"default_hooks\['visualization'\] \(VisualizationHook\) .* ignored"):
+        runner.trainer  # noqa: B018
+
+
+# ---------------------------------------------------------------------- launcher='pytorch' under torchrun
+def test_gan_with_separate_wrapper_under_torchrun_equals_one_process(tmp_path):
+    """The migration guide's GAN setup: cfg=dict(model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel'))
+    and launcher='pytorch', 2 processes started by torchrun; equals one process on the concatenated batches."""
+    import socket
+    import subprocess
+
+    script = Path(__file__).with_name("torchrun_gan.py")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+         str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    for seen in ranks:
+        assert seen["strategy"] == "SeparateDDPStrategy" and seen["world_size"] == 2
+        assert seen["wrapper"] == "MMSeparateDistributedDataParallel"  # the wrapper ran train_step
+        assert seen["plain_after_fit"]
+        assert seen["global_step"] == 2 * 48 // (2 * 4)  # each rank: half of the data, 4 per batch
+    for p, q in zip(ranks[0]["params"], ranks[1]["params"]):
+        assert torch.equal(p, q)
+
+    sys.path.insert(0, str(script.parent))
+    import torchrun_gan
+
+    # One process, batches of 8 = both ranks' batches (DefaultSampler splits round-robin), and both noise streams.
+    single = torchrun_gan.runner(str(tmp_path / "single"), [100, 101], 8, "none", "MMSeparateDistributedDataParallel")
+    single.train()
+    assert single.trainer.global_step == ranks[0]["global_step"]
+    for p, q in zip(single.model.parameters(), ranks[0]["params"]):
+        assert (p.detach() - q).abs().max().item() <= 1e-6

@@ -1,0 +1,130 @@
+"""The ``mm2lightning`` command: ``train`` and ``test`` from MMEngine-style config files, ``convert`` checkpoints.
+
+Usage::
+
+    mm2lightning train CONFIG [--work-dir DIR] [--resume [CKPT]] [--cfg-options KEY=VALUE ...] [--launcher ...]
+    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options KEY=VALUE ...] [--launcher ...]
+    mm2lightning convert CHECKPOINT OUT
+
+Bad input (a config that cannot be read or built, a bad ``--cfg-options`` item, an unknown ``type``, a
+checkpoint that cannot be loaded safely) ends with exit status 2 and a one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mm2lightning.config import Config, ConfigError, parse_cfg_options
+from mm2lightning.registry import RegistryError
+from mm2lightning.runner.checkpoint import CheckpointError, convert_checkpoint
+
+# Errors that mean the input is wrong, whenever they happen (an unknown type may only be built during training).
+_INPUT_ERRORS = (ConfigError, RegistryError, CheckpointError)
+# Errors that mean the input is wrong while the config is read and the Runner and Trainer are built.
+_BUILD_ERRORS = (*_INPUT_ERRORS, ValueError, TypeError, KeyError, ImportError, OSError, RuntimeError)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mm2lightning", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_run_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("config", type=Path, help="config file (.py, .yaml, .yml or .json)")
+        command.add_argument("--work-dir", type=Path, help="overrides the config's work_dir")
+        command.add_argument(
+            "--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+            help="override config entries, e.g. optim_wrapper.optimizer.lr=0.1 train_cfg.max_epochs=2",
+        )
+        command.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none")
+
+    train = commands.add_parser("train", help="train a model from a config file")
+    add_run_options(train)
+    train.add_argument(
+        "--resume", nargs="?", const="auto", metavar="CKPT",
+        help="resume from CKPT, or from the last checkpoint in work_dir when CKPT is not given",
+    )
+    test = commands.add_parser("test", help="test a checkpoint with a config file's test_dataloader and evaluator")
+    add_run_options(test)
+    test.add_argument("checkpoint", type=Path)
+    convert = commands.add_parser(
+        "convert", help="convert an mm2lightning (Lightning) checkpoint to MMEngine's layout (for OpenMMLab tools)"
+    )
+    convert.add_argument("checkpoint", type=Path)
+    convert.add_argument("out", type=Path)
+    return parser
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    checkpoint = args.checkpoint if args.command == "test" else None if args.resume in (None, "auto") else args.resume
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(parse_cfg_options(args.cfg_options))
+    if args.work_dir is not None:
+        cfg.work_dir = str(args.work_dir)
+    elif cfg.get("work_dir") is None:  # as MMEngine's tools/train.py
+        cfg.work_dir = str(Path("work_dirs") / args.config.stem)
+    cfg.launcher = args.launcher
+    if args.command == "train" and args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = None if args.resume == "auto" else args.resume
+    if args.command == "test":
+        cfg.load_from = str(args.checkpoint)
+    return cfg
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "convert":
+        try:
+            out = convert_checkpoint(args.checkpoint, args.out)
+        except (*_INPUT_ERRORS, OSError) as error:
+            raise _UsageError(error) from error
+        print(f"wrote {out}")
+        return
+    from mm2lightning.runner import Runner  # imports Lightning
+
+    try:
+        cfg = _load_config(args)
+        runner = Runner.from_cfg(cfg)
+        runner.trainer  # noqa: B018 - builds the Trainer, so its bad arguments are reported as input errors
+    except _BUILD_ERRORS as error:
+        raise _UsageError(error) from error
+    try:
+        if args.command == "train":
+            runner.train()
+        else:
+            metrics = runner.test()
+            print(" ".join(f"{key}={_format(value)}" for key, value in metrics.items()))
+    except _INPUT_ERRORS as error:
+        raise _UsageError(error) from error
+
+
+def _format(value: Any) -> str:
+    value = value.item() if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1 else value
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mm2lightning`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except _UsageError as error:
+        cause = error.__cause__ or error
+        message = " ".join(str(cause).split()) or type(cause).__name__  # one line
+        print(f"mm2lightning {args.command}: error: {type(cause).__name__}: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

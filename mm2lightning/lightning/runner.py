@@ -24,12 +24,18 @@ from torch.utils.data import DataLoader
 
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.lightning.callbacks import MMCheckpoint, ValidationSchedule, find_latest_checkpoint
+from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
 from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
 from mm2lightning.model.wrappers import MMDistributedDataParallel, MMSeparateDistributedDataParallel
 from mm2lightning.optim import OptimWrapper, OptimWrapperDict
 from mm2lightning.registry import MODEL_WRAPPERS, MODELS
-from mm2lightning.runner.checkpoint import checkpoint_kind, load_checkpoint_file, model_state_dict
+from mm2lightning.runner.checkpoint import (
+    checkpoint_kind,
+    load_checkpoint_file,
+    model_state_dict,
+    save_checkpoint_atomic,
+)
 
 Launcher = Literal["none", "pytorch", "slurm"]
 
@@ -505,17 +511,27 @@ class Runner:
         if hasattr(self.model, "init_weights"):
             self.model.init_weights()
         ckpt_path = None if self._has_loaded else self._checkpoint_to_resume()
+        converted: Path | None = None
         if ckpt_path is not None:
-            kind = checkpoint_kind(load_checkpoint_file(ckpt_path))  # refuses files that would run code
-            if kind != "lightning":
+            checkpoint = load_checkpoint_file(ckpt_path)  # refuses files that would run code
+            kind = checkpoint_kind(checkpoint)
+            if kind == "mmengine":
+                converted = self.work_dir / f".resume_from_mmengine.{os.getpid()}.ckpt"
+                save_checkpoint_atomic(lightning_checkpoint_from_mmengine(checkpoint, self.trainer), converted)
+                ckpt_path = converted
+            elif kind != "lightning":
                 raise ValueError(
-                    f"resume needs a checkpoint saved by mm2lightning (a Lightning .ckpt), but {ckpt_path} is "
-                    f"a {kind} checkpoint; load its weights with load_from=... and resume=False"
+                    f"resume needs a checkpoint with training state (saved by mm2lightning or MMEngine), but "
+                    f"{ckpt_path} holds only weights; load them with load_from=... and resume=False"
                 )
         elif self.load_from is not None and not self._has_loaded:
             self.load_checkpoint(self.load_from)
         self._has_loaded = True
-        self.trainer.fit(self.module, datamodule=self._datamodule(), ckpt_path=ckpt_path, weights_only=False)
+        try:
+            self.trainer.fit(self.module, datamodule=self._datamodule(), ckpt_path=ckpt_path, weights_only=False)
+        finally:
+            if converted is not None:
+                converted.unlink(missing_ok=True)
         return self.model
 
     def val(self) -> dict[str, Any]:

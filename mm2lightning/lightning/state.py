@@ -43,6 +43,8 @@ def _wrapper_state(wrapper: OptimWrapper, save_grads: bool) -> dict[str, Any]:
 
 def _load_wrapper_state(wrapper: OptimWrapper, state: dict[str, Any]) -> None:
     wrapper._inner_count = state["inner_count"]
+    if "optimizer" in state:  # from an MMEngine checkpoint (Lightning's own checkpoints restore the optimizers)
+        wrapper.optimizer.load_state_dict(state["optimizer"])
     if "base_param_settings" in state:
         wrapper.base_param_settings = state["base_param_settings"]
     if "loss_scaler" in state and isinstance(wrapper, AmpOptimWrapper) and wrapper.loss_scaler is not None:

@@ -285,7 +285,7 @@ def config(work_dir: Path) -> dict:
     )
 
 
-def test_from_cfg_with_dataloader_configs_equals_mmengine(mmengine, tmp_path):
+def test_from_cfg_with_dataloader_configs_and_resume_equal_mmengine(mmengine, tmp_path, monkeypatch):
     from mmengine.registry import DATASETS as MM_DATASETS
     from mmengine.registry import MODELS as MM_MODELS
     from mmengine.runner import Runner as MMRunner
@@ -308,6 +308,27 @@ def test_from_cfg_with_dataloader_configs_equals_mmengine(mmengine, tmp_path):
     assert runner.trainer.log_every_n_steps == 2
     ref_model = getattr(ref.model, "module", ref.model)
     for (name, p), q in zip(runner.model.state_dict().items(), ref_model.state_dict().values()):
+        assert (p - q).abs().max().item() <= 1e-6, name
+
+    # Resume from MMEngine's own epoch_1.pth (momentum, scheduler, accumulation count, sampler epoch) to the end,
+    # against MMEngine resuming from it (which, on torch >= 2.6, needs unsafe loading: mmengine_spec section 8).
+    # Epoch 1 ends mid-window (5 iterations, accumulative_counts=2): both lose that window's gradients.
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    ref_resumed = MMRunner.from_cfg(
+        mmengine.config.Config(dict(config(tmp_path / "mm_resumed"), resume=True,
+                                    load_from=str(tmp_path / "mmengine" / "epoch_1.pth")))
+    )
+    ref_resumed.train()
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    ref_model = getattr(ref_resumed.model, "module", ref_resumed.model)
+    resumed = Runner.from_cfg(
+        dict(config(tmp_path / "resumed"), resume=True, load_from=str(tmp_path / "mmengine" / "epoch_1.pth"),
+             trainer_cfg=quiet()["trainer_cfg"])
+    )
+    resumed.train()
+    assert resumed.trainer.global_step == runner.trainer.global_step == 15  # 3 epochs of 5 batches (24 samples)
+    assert not list((tmp_path / "resumed").glob(".resume_from_mmengine*")), "the converted file is removed"
+    for (name, p), q in zip(resumed.model.state_dict().items(), ref_model.state_dict().values()):
         assert (p - q).abs().max().item() <= 1e-6, name
 
 
@@ -398,3 +419,23 @@ def test_gan_with_separate_wrapper_under_torchrun_equals_one_process(tmp_path):
     assert single.trainer.global_step == ranks[0]["global_step"]
     for p, q in zip(single.model.parameters(), ranks[0]["params"]):
         assert (p.detach() - q).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize(
+    "checkpoint, match",
+    [
+        (dict(meta=dict(epoch=0, iter=7), state_dict={}, optimizer={}), "saved at the end of an epoch"),
+        (dict(meta=dict(epoch=1, iter=6), state_dict={}), "no optimizer state"),
+        ({"body.0.weight": torch.zeros(8, 4)}, "holds only weights"),
+    ],
+    ids=["mmengine-iteration-based", "mmengine-weights-only", "bare-state-dict"],
+)
+def test_resume_refuses_checkpoints_without_epoch_end_training_state(tmp_path, checkpoint, match):
+    path = tmp_path / "given.pth"
+    torch.save(checkpoint, path)
+    runner = regression_runner(tmp_path / "run", resume=True, load_from=path)
+    before = params(runner.model)
+    with pytest.raises(ValueError, match=match):
+        runner.train()
+    assert all(torch.equal(p, q) for p, q in zip(params(runner.model), before))  # nothing was loaded
+    assert not list((tmp_path / "run").glob("*.ckpt")) and not list((tmp_path / "run").glob(".resume*"))

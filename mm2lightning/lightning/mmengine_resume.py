@@ -1,0 +1,90 @@
+"""Resume from a checkpoint saved by MMEngine's Runner: rebuild it as the Lightning checkpoint ``fit`` expects.
+
+MMEngine stores the finished epochs and iterations (``meta.epoch``, ``meta.iter``), the
+model, the optim wrapper state(s) and the scheduler states. Lightning restores its
+loops from progress counters; this module writes those counters for the end of epoch
+``meta.epoch`` and hands the optimizer and scheduler states to ``MMLightningModule``'s
+checkpoint entry, which loads them per wrapper name once the wrappers are built.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import lightning
+import lightning.pytorch as pl
+
+from mm2lightning.lightning.state import CHECKPOINT_KEY
+
+_WRAPPER_EXTRAS = ("base_param_settings", "loss_scaler")
+
+
+def _set(progress: dict[str, Any], **values: int) -> None:
+    for part in ("total", "current"):
+        for field, value in values.items():
+            if field in progress[part]:
+                progress[part][field] = value
+
+
+def _fit_loop_state(template: dict[str, Any], epochs: int, iterations: int) -> dict[str, Any]:
+    """Lightning's fit-loop counters at the end of epoch ``epochs`` (from 1), after ``iterations`` iterations."""
+    state = copy.deepcopy(template)
+    epoch_length = iterations // epochs
+    _set(state["epoch_progress"], ready=epochs, started=epochs, processed=epochs, completed=epochs - 1)
+    state["epoch_loop.state_dict"]["_batches_that_stepped"] = iterations
+    batches = state["epoch_loop.batch_progress"]
+    _set(batches, ready=iterations, started=iterations, processed=iterations, completed=iterations)
+    for field in ("ready", "started", "processed", "completed"):
+        batches["current"][field] = epoch_length
+    batches["is_last_batch"] = True
+    _set(state["epoch_loop.manual_optimization.optim_step_progress"], ready=iterations, completed=iterations)
+    return state
+
+
+def _wrapper_entry(optimizer_state: Mapping[str, Any], iterations: int) -> dict[str, Any]:
+    optimizer = {k: v for k, v in optimizer_state.items() if k not in _WRAPPER_EXTRAS}
+    entry: dict[str, Any] = {"inner_count": iterations, "optimizer": optimizer}
+    entry.update({k: optimizer_state[k] for k in _WRAPPER_EXTRAS if k in optimizer_state})
+    return entry
+
+
+def lightning_checkpoint_from_mmengine(checkpoint: Mapping[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
+    """A checkpoint for ``trainer.fit(ckpt_path=...)`` with the state of an MMEngine epoch-end checkpoint.
+
+    Args:
+        checkpoint: What MMEngine saved (``meta``, ``state_dict``, ``optimizer``, ``param_schedulers``), loaded
+            with :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`.
+        trainer: The Trainer that will resume (its fit loop gives the counters' layout).
+
+    Raises:
+        ValueError: The checkpoint was not saved at the end of an epoch (iteration-based runs), or holds no
+            optimizer state.
+    """
+    meta = checkpoint.get("meta") or {}
+    epochs, iterations = meta.get("epoch", 0), meta.get("iter", 0)
+    if not epochs or not iterations or iterations % epochs:
+        raise ValueError(
+            f"resume from an MMEngine checkpoint needs one saved at the end of an epoch (meta epoch={epochs}, "
+            f"iter={iterations}); iteration-based MMEngine checkpoints can only be loaded with load_from"
+        )
+    if "optimizer" not in checkpoint:
+        raise ValueError("the MMEngine checkpoint has no optimizer state (saved with save_optimizer=False); use load_from")
+    optimizer = checkpoint["optimizer"]
+    if "param_groups" in optimizer:  # one OptimWrapper
+        wrappers = {"": _wrapper_entry(optimizer, iterations)}
+    else:  # OptimWrapperDict: {name: wrapper state}
+        wrappers = {name: _wrapper_entry(state, iterations) for name, state in optimizer.items()}
+    state_dict = {f"model.{k.removeprefix('module.')}": v for k, v in checkpoint["state_dict"].items()}
+    return {
+        "epoch": epochs - 1,
+        "global_step": iterations,
+        "pytorch-lightning_version": lightning.__version__,
+        "state_dict": state_dict,
+        "loops": {"fit_loop": _fit_loop_state(trainer.fit_loop.state_dict(), epochs, iterations)},
+        "callbacks": {},
+        "optimizer_states": [],  # loaded per wrapper name by MMLightningModule (CHECKPOINT_KEY)
+        "lr_schedulers": [],
+        CHECKPOINT_KEY: {"optim_wrapper": wrappers, "param_schedulers": checkpoint.get("param_schedulers", [])},
+    }

@@ -1,0 +1,273 @@
+"""Reading config files: the three formats, ``_base_`` inheritance and ``{{...}}`` substitutions."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import os
+import re
+import types
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mm2lightning.config.config_dict import ConfigDict
+from mm2lightning.config.errors import ConfigError, one_line
+from mm2lightning.config.merge import merge_into
+
+SUFFIXES = (".py", ".yaml", ".yml", ".json")
+BASE_KEY = "_base_"
+_BASE_REF = re.compile(r"(['\"]?)\{\{\s*_base_\.([\w.]+)\s*\}\}\1")  # quotes around it are optional
+_ENV_VAR = re.compile(r"\{\{['\"]?\s*\$(\w+)\s*:\s*(\S*?)\s*['\"]?\}\}")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``!!python/tuple`` (MMEngine writes tuples so); no other Python tag."""
+
+
+_YamlLoader.add_constructor(
+    "tag:yaml.org,2002:python/tuple", lambda loader, node: tuple(loader.construct_sequence(node, deep=True))
+)
+
+
+def check_suffix(suffix: str, name: str) -> None:
+    """Raise ``ConfigError`` unless ``suffix`` is one of :data:`SUFFIXES`."""
+    if suffix not in SUFFIXES:
+        raise ConfigError(f"unsupported config format for {name}: the suffix must be one of {', '.join(SUFFIXES)}")
+
+
+def load_file(filename: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a config file and its ``_base_`` chain into one dict.
+
+    A ``.py`` config is executed as Python code; YAML is read with
+    ``yaml.SafeLoader`` (plus ``!!python/tuple``) and JSON with :mod:`json`.
+
+    Raises:
+        ConfigError: The file is missing or unreadable, has another suffix, or
+            its ``_base_`` chain is invalid (missing, circular, duplicate keys).
+    """
+    return _load(Path(filename), ())
+
+
+def load_text(text: str, file_format: str) -> dict[str, Any]:
+    """Read config text of ``file_format`` (``'.py'``, ``'.yaml'``, ``'.yml'``, ``'.json'``).
+
+    ``_base_`` paths are relative to the working directory.
+    """
+    check_suffix(file_format, f"a config string of format {file_format!r}")
+    return _parse(text, file_format, None, ())
+
+
+def _load(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """Read ``path``; ``chain`` is the files that inherit from it, for cycle detection."""
+    check_suffix(path.suffix, str(path))
+    path = path.expanduser().resolve()
+    if path in chain:
+        raise ConfigError(f"circular _base_ inheritance: {' -> '.join(str(p) for p in (*chain, path))}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from error
+    return _parse(text, path.suffix, path, (*chain, path))
+
+
+def _parse(text: str, suffix: str, path: Path | None, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """Turn the text of one config into its final dict, bases merged in."""
+    where = str(path) if path else f"<config string {suffix}>"
+    if path is not None:
+        text = _substitute_file_vars(text, path)
+    text = _substitute_env_vars(text, where)
+    text, refs = _protect_base_refs(text)
+    directory = path.parent if path else Path.cwd()
+    if suffix == ".py":
+        tree = _parse_python(text, where)
+        base = _load_bases(_pop_base_assignment(tree, where), directory, chain, where)
+        cfg = _run_python(tree, where, base)
+    else:
+        cfg = _read_data(text, suffix, where)
+        base = _load_bases(_base_names(cfg.pop(BASE_KEY, []), where), directory, chain, where)
+    cfg = _resolve_base_refs(cfg, refs, base, where)
+    merged = merge_into(cfg, base)
+    return {key: value for key, value in merged.items() if not str(key).startswith("__")}
+
+
+def _load_bases(names: list[str], directory: Path, chain: tuple[Path, ...], where: str) -> ConfigDict:
+    """Load the ``_base_`` files (relative to ``directory``) into one dict; their keys must not overlap."""
+    base = ConfigDict()
+    for name in names:
+        if "::" in name:
+            raise ConfigError(f"{where}: base {name!r} uses MMEngine's 'package::path' form, which is not supported")
+        base_path = directory / name
+        if not base_path.is_file():
+            raise ConfigError(f"{where}: base config {name!r} not found (looked for {base_path})")
+        loaded = _load(base_path, chain)
+        duplicates = sorted(base.keys() & loaded.keys(), key=str)
+        if duplicates:
+            raise ConfigError(
+                f"Duplicate key is not allowed among bases: {duplicates} in {base_path} and an earlier base of {where}"
+            )
+        base.update(loaded)
+    return base
+
+
+def _base_names(value: Any, where: str) -> list[str]:
+    """Return ``_base_`` as a list of paths, checking that it is a string or a list of strings."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+        raise ConfigError(f"{where}: _base_ must be a path or a list of paths, got {value!r}")
+    return list(names)
+
+
+def _read_data(text: str, suffix: str, where: str) -> dict[str, Any]:
+    """Read YAML (safe loading: no Python object tags but ``!!python/tuple``) or JSON text into a dict."""
+    try:
+        data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_YamlLoader)  # noqa: S506
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{where}: invalid JSON: {error}") from error
+    except yaml.YAMLError as error:
+        is_tag = isinstance(error, yaml.constructor.ConstructorError)
+        hint = "; tags that build Python objects are not allowed" if is_tag else ""
+        raise ConfigError(f"{where}: cannot read YAML (safe loading): {one_line(error)}{hint}") from error
+    if data is None and suffix != ".json":
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the top level of a config must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _parse_python(text: str, where: str) -> ast.Module:
+    """Parse a ``.py`` config, refusing MMEngine's lazy-import ``with read_base():`` style."""
+    try:
+        tree = ast.parse(text, filename=where)
+    except SyntaxError as error:
+        raise ConfigError(f"{where}:{error.lineno}: invalid Python syntax: {error.msg}") from error
+    for node in ast.walk(tree):
+        if _uses_read_base(node):
+            raise ConfigError(
+                f"{where}:{node.lineno}: MMEngine's lazy-import configs (with read_base():) are not supported; "
+                "inherit with _base_ = [...] instead"
+            )
+    return tree
+
+
+def _uses_read_base(node: ast.AST) -> bool:
+    """Whether ``node`` imports or calls ``read_base``."""
+    if isinstance(node, ast.ImportFrom):
+        return any(alias.name == "read_base" for alias in node.names)
+    if isinstance(node, ast.Call):
+        return "read_base" in (getattr(node.func, "id", None), getattr(node.func, "attr", None))
+    return False
+
+
+def _pop_base_assignment(tree: ast.Module, where: str) -> list[str]:
+    """Remove the top-level ``_base_ = ...`` statements and return the first one's paths."""
+    assignments = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id == BASE_KEY
+    ]
+    if not assignments:
+        return []
+    tree.body = [node for node in tree.body if node not in assignments]
+    try:
+        value = ast.literal_eval(assignments[0].value)
+    except ValueError:
+        raise ConfigError(f"{where}: _base_ must be a literal path or list of paths") from None
+    return _base_names(value, where)
+
+
+def _run_python(tree: ast.Module, where: str, base: ConfigDict) -> dict[str, Any]:
+    """Execute a ``.py`` config with ``_base_`` bound to the base dict and collect its variables.
+
+    As MMEngine, names starting with ``__`` and names bound to modules or
+    Python functions are dropped; classes (e.g. ``from torch.optim import SGD``)
+    are kept.
+    """
+    namespace: dict[str, Any] = {BASE_KEY: base}
+    try:
+        exec(compile(tree, where, "exec"), namespace)  # noqa: S102 - a .py config is code, as in MMEngine
+    except Exception as error:
+        raise ConfigError(f"{where}: running the config raised {type(error).__name__}: {one_line(error)}") from error
+    dropped = (types.ModuleType, types.FunctionType)
+    return {
+        key: value
+        for key, value in namespace.items()
+        if key != BASE_KEY and not key.startswith("__") and not isinstance(value, dropped)
+    }
+
+
+def _substitute_file_vars(text: str, path: Path) -> str:
+    """Replace MMEngine's predefined variables, e.g. ``{{ fileBasenameNoExtension }}``.
+
+    They describe ``path``, the file being read (a base has its own):
+    ``fileDirname``, ``fileBasename``, ``fileBasenameNoExtension``, ``fileExtname``.
+    """
+    values = {
+        "fileDirname": path.parent.as_posix(),
+        "fileBasename": path.name,
+        "fileBasenameNoExtension": path.stem,
+        "fileExtname": path.suffix,
+    }
+    for name, value in values.items():
+        text = re.sub(r"\{\{\s*" + name + r"\s*\}\}", lambda _: value, text)
+    return text
+
+
+def _substitute_env_vars(text: str, where: str) -> str:
+    """Replace ``{{$NAME:default}}`` with the environment variable ``NAME``, else the default."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = os.environ.get(match.group(1), match.group(2))
+        if not value:
+            raise ConfigError(f"{where}: environment variable {match.group(1)} is not set and has no default")
+        return value
+
+    return _ENV_VAR.sub(replace, text)
+
+
+def _protect_base_refs(text: str) -> tuple[str, dict[str, str]]:
+    """Replace each ``{{_base_.a.b}}`` (quoted or not) by a quoted placeholder.
+
+    Returns:
+        The new text, and the map placeholder -> ``'a.b'``.
+    """
+    refs: dict[str, str] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        placeholder = f"_base_ref_{uuid.uuid4().hex}"
+        refs[placeholder] = match.group(2)
+        return f'"{placeholder}"'
+
+    return _BASE_REF.sub(replace, text), refs
+
+
+def _resolve_base_refs(value: Any, refs: dict[str, str], base: ConfigDict, where: str) -> Any:
+    """Replace placeholder strings (also nested) with copies of the base values they name."""
+    if not refs:
+        return value
+    if isinstance(value, str) and value in refs:
+        return copy.deepcopy(_lookup(base, refs[value], where))
+    if isinstance(value, dict):
+        return {key: _resolve_base_refs(item, refs, base, where) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_resolve_base_refs(item, refs, base, where) for item in value)
+    return value
+
+
+def _lookup(base: ConfigDict, dotted: str, where: str) -> Any:
+    """Return the base value at a dotted path (digits index lists)."""
+    value: Any = base
+    for part in dotted.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise ConfigError(f"{where}: {{{{_base_.{dotted}}}}} does not name a value of the base configs")
+    return value
+

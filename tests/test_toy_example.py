@@ -56,3 +56,19 @@ def test_script_runs_and_prints_the_final_loss():
         check=True, capture_output=True, text=True,
     ).stdout
     assert "iterations: 125" in out and "final loss: loss=" in out
+
+
+def test_config_through_the_cli_ends_at_mmengine_reference_numbers(tmp_path):
+    import os
+
+    command = Path(sys.executable).with_name("mm2lightning")
+    env = dict(os.environ, PYTHONPATH=str(EXAMPLE))
+    done = subprocess.run(
+        [str(command), "train", str(EXAMPLE / "config.py"), "--work-dir", str(tmp_path),
+         "--cfg-options", "trainer_cfg.enable_progress_bar=False"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = torch.load(tmp_path / "epoch_5.ckpt", weights_only=True)["state_dict"]
+    assert state["model.linear.weight"].item() == pytest.approx(0.23316538333892822, abs=1e-6)
+    assert state["model.linear.bias"].item() == pytest.approx(0.7770956158638, abs=1e-6)

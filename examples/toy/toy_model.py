@@ -6,8 +6,10 @@ import torch
 from torch import nn
 
 from mm2lightning.model import BaseModel
+from mm2lightning.registry import DATASETS, MODELS
 
 
+@MODELS.register_module()
 class ToyModel(BaseModel):
     """``nn.Linear(1, 1)`` trained on ones -> ones with a squared and an absolute loss."""
 
@@ -27,3 +29,17 @@ class ToyModel(BaseModel):
 def toy_dataset() -> list[tuple[torch.Tensor, torch.Tensor]]:
     """50 samples of ``(ones(1, 1), ones(1, 1))``."""
     return [(torch.ones(1, 1), torch.ones(1, 1))] * 50
+
+
+@DATASETS.register_module()
+class ToyDataset(torch.utils.data.Dataset):
+    """:func:`toy_dataset` as a registered data set, for configs (``dataset=dict(type='ToyDataset')``)."""
+
+    def __init__(self) -> None:
+        self.items = toy_dataset()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.items[index]

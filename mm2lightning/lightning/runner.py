@@ -112,7 +112,9 @@ def _world(launcher: str) -> dict[str, Any]:
     if missing:
         raise RuntimeError(f"launcher='slurm' expects to run under srun, but {', '.join(missing)} is not set")
     nodes = int(os.environ["SLURM_NNODES"])
-    return dict(devices=int(os.environ["SLURM_NTASKS"]) // nodes, num_nodes=nodes, plugins=[SLURMEnvironment()])
+    per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]  # e.g. '4' or '4(x2)'
+    devices = int(per_node) if per_node.isdigit() else int(os.environ["SLURM_NTASKS"]) // nodes
+    return dict(devices=devices, num_nodes=nodes, plugins=[SLURMEnvironment()])
 
 
 def _ddp_strategy(cfg: Mapping[str, Any]) -> Strategy:

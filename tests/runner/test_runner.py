@@ -439,3 +439,29 @@ def test_resume_refuses_checkpoints_without_epoch_end_training_state(tmp_path, c
         runner.train()
     assert all(torch.equal(p, q) for p, q in zip(params(runner.model), before))  # nothing was loaded
     assert not list((tmp_path / "run").glob("*.ckpt")) and not list((tmp_path / "run").glob(".resume*"))
+
+
+def test_auto_scale_lr_scales_by_total_batch_over_base_batch(tmp_path):
+    runner = regression_runner(tmp_path, max_epochs=1, param_scheduler=None,
+                               auto_scale_lr=dict(enable=True, base_batch_size=16))
+    runner.train()
+    assert runner.module.optim_wrapper.get_lr()["lr"] == [pytest.approx(0.05 * 4 / 16)]  # 1 process x batch 4
+    with pytest.raises(ValueError, match="auto_scale_lr needs base_batch_size"):
+        regression_runner(tmp_path, auto_scale_lr=dict(enable=True))
+
+
+def test_slurm_launcher_maps_srun_variables_to_devices_and_nodes(tmp_path, monkeypatch):
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from mm2lightning.lightning.runner import _world
+
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_NNODES", "2")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4(x2)")
+    monkeypatch.setenv("SLURM_PROCID", "5")
+    world = _world("slurm")
+    assert (world["devices"], world["num_nodes"]) == (4, 2)
+    assert isinstance(world["plugins"][0], SLURMEnvironment)
+    monkeypatch.delenv("SLURM_NNODES")
+    with pytest.raises(RuntimeError, match="launcher='slurm' expects to run under srun, but SLURM_NNODES is not set"):
+        _world("slurm")

@@ -1,0 +1,355 @@
+"""Checkpoint interop with MMEngine: load either layout without running code, convert ours to MMEngine's.
+
+MMEngine's ``Runner.save_checkpoint`` pickles objects (``HistoryBuffer``, numpy
+arrays and scalars) that ``torch.load(weights_only=True)`` refuses, and loading
+with ``weights_only=False`` would run whatever code the file names.
+:func:`load_checkpoint_file` loads with ``weights_only=True`` plus a short
+allowlist: inert stand-ins for MMEngine's ``HistoryBuffer`` (and the ``getattr``
+that its pickled statistics methods need), and numpy's array, dtype and scalar
+reconstructors. Anything else is refused with :class:`CheckpointError`.
+
+:func:`to_mmengine` / :func:`convert_checkpoint` turn a Lightning checkpoint of
+``MMLightningModule`` into MMEngine's layout (``meta``, ``state_dict``,
+``message_hub``, ``optimizer``, ``param_schedulers``) with plain content only, so
+that MMEngine's ``load_from`` and ``resume`` accept it even where ``torch.load``
+defaults to ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+__all__ = [
+    "CheckpointError",
+    "HistoryBufferData",
+    "checkpoint_kind",
+    "convert_checkpoint",
+    "load_checkpoint_file",
+    "model_state_dict",
+    "save_checkpoint_atomic",
+    "to_mmengine",
+]
+
+CheckpointKind = Literal["mmengine", "lightning", "state_dict"]
+
+_LIGHTNING_MARKERS = ("pytorch-lightning_version", "mm2lightning")
+_MODEL_PREFIX = "model."
+_DDP_PREFIX = "module."
+# HistoryBuffer pickles its class-level statistics methods as ``getattr(HistoryBuffer, name)``.
+_HISTORY_BUFFER_STATISTICS = frozenset({"min", "max", "current", "mean"})
+
+
+class CheckpointError(ValueError):
+    """A file or dict that is not a checkpoint this module can read, or one refused as unsafe to load."""
+
+
+class HistoryBufferData:
+    """Loaded in place of MMEngine's ``HistoryBuffer``: its logged values as inert data.
+
+    Attributes:
+        log_history: The logged values (a numpy array).
+        count_history: How many samples each value averages (a numpy array).
+        max_length: The buffer's capacity.
+    """
+
+    log_history: Any
+    count_history: Any
+    max_length: int | None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.log_history = state.get("_log_history")
+        self.count_history = state.get("_count_history")
+        self.max_length = state.get("max_length")
+
+    def __repr__(self) -> str:
+        return f"HistoryBufferData(log_history={self.log_history!r}, count_history={self.count_history!r})"
+
+
+def _history_buffer_statistic(obj: Any, name: str) -> str:
+    """Stands in for ``builtins.getattr``: only ``getattr(HistoryBuffer, <statistic>)``, answered by the name."""
+    if obj is HistoryBufferData and name in _HISTORY_BUFFER_STATISTICS:
+        return name
+    owner = "HistoryBuffer" if obj is HistoryBufferData else getattr(obj, "__name__", type(obj).__name__)
+    raise pickle.UnpicklingError(
+        f"GLOBAL builtins.getattr({owner},{name!r}) is refused: only HistoryBuffer's statistics methods are allowed"
+    )
+
+
+def _allowlist() -> list[Any]:
+    allowed: list[Any] = [
+        (HistoryBufferData, "mmengine.logging.history_buffer.HistoryBuffer"),
+        (_history_buffer_statistic, "builtins.getattr"),
+    ]
+    try:
+        import numpy as np
+    except ImportError:  # without numpy, files holding numpy objects cannot be loaded anyway
+        return allowed
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    # A pickled dtype is rebuilt as an instance of its class (e.g. numpy.dtypes.Float64DType): booleans and numbers.
+    dtype_classes = {type(np.dtype(code)) for code in "?" + np.typecodes["AllInteger"] + np.typecodes["AllFloat"]}
+    allowed += [np.ndarray, np.dtype, *sorted(dtype_classes, key=str)]
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # the names numpy 1.x / 2.x write
+        allowed += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
+    return allowed
+
+
+def _refusal(path: Path, err: pickle.UnpicklingError) -> CheckpointError:
+    text = str(err)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if found:
+        why = (
+            f"loading it would run code from the file: it refers to {found.group(1)}, "
+            "which is not on the allowlist of inert globals"
+        )
+    else:  # torch's wrapper puts the unpickler's own message after "WeightsUnpickler error:" or a blank line
+        detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else text
+        reason = next((line.strip() for line in detail.split("\n\n", 1)[-1].splitlines() if line.strip()), text)
+        why = f"loading it could run code from the file: torch's weights-only unpickler refused it ({reason})"
+    return CheckpointError(
+        f"{path}: not loaded, because {why}. "
+        "Only tensors, plain Python data, numpy arrays and MMEngine's HistoryBuffer are loaded."
+    )
+
+
+def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint saved by MMEngine, by Lightning or by ``torch.save``, without running code from it.
+
+    MMEngine's ``HistoryBuffer`` entries come back as :class:`HistoryBufferData`.
+
+    Args:
+        path: The checkpoint file.
+        map_location: As ``torch.load``'s.
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: The file names a global outside the allowlist (loading it could run code), is not a
+            PyTorch checkpoint, or does not hold a dict.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy pickle
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
+    try:
+        with torch.serialization.safe_globals(_allowlist()):
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise _refusal(path, err) from None
+    except (RuntimeError, EOFError, KeyError, ValueError) as err:  # a damaged archive or pickle
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path}: holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    return checkpoint
+
+
+def checkpoint_kind(checkpoint: Mapping[str, Any]) -> CheckpointKind:
+    """Which layout a loaded checkpoint has.
+
+    Returns:
+        ``'lightning'`` (saved by Lightning's Trainer: ``state_dict`` plus ``pytorch-lightning_version`` or
+        mm2lightning's entry), ``'mmengine'`` (``state_dict`` without those, as MMEngine's Runner saves) or
+        ``'state_dict'`` (a bare mapping of parameter names to tensors).
+
+    Raises:
+        CheckpointError: Anything else.
+    """
+    if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
+        return "lightning" if any(key in checkpoint for key in _LIGHTNING_MARKERS) else "mmengine"
+    if (
+        isinstance(checkpoint, Mapping)
+        and checkpoint
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in checkpoint.items())
+    ):
+        return "state_dict"
+    found = sorted(map(str, checkpoint)) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
+    raise CheckpointError(
+        f"unrecognised checkpoint layout: found {found}; expected an MMEngine checkpoint (meta, state_dict, "
+        "optimizer, ...), a Lightning checkpoint (state_dict, pytorch-lightning_version, ...) or a bare state dict "
+        "(parameter name -> tensor)"
+    )
+
+
+def model_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The model's weights under the model's own keys, from any layout :func:`checkpoint_kind` knows.
+
+    MMEngine checkpoints and bare state dicts lose a leading ``module.`` (MMEngine's default ``revise_keys``);
+    Lightning checkpoints of ``MMLightningModule`` keep the entries under ``model.``, without that prefix.
+
+    Raises:
+        CheckpointError: An unknown layout, or a Lightning checkpoint without ``model.`` entries.
+    """
+    kind = checkpoint_kind(checkpoint)
+    if kind == "lightning":
+        weights = {
+            key[len(_MODEL_PREFIX) :]: value
+            for key, value in checkpoint["state_dict"].items()
+            if key.startswith(_MODEL_PREFIX)
+        }
+        if not weights:
+            raise CheckpointError(
+                "this Lightning checkpoint has no 'model.' entries in its state_dict, so it was not saved from an "
+                f"MMLightningModule (keys: {sorted(checkpoint['state_dict'])[:5]}...)"
+            )
+        return weights
+    state = checkpoint["state_dict"] if kind == "mmengine" else checkpoint
+    return {key.removeprefix(_DDP_PREFIX): value for key, value in state.items()}
+
+
+def _completed_epochs(checkpoint: Mapping[str, Any]) -> int:
+    """Epochs whose training batches all ran, from Lightning's loop progress.
+
+    Lightning's ``epoch`` key is ``current_epoch`` (epochs *completed*), which a
+    checkpoint saved in ``on_train_epoch_end`` (``ModelCheckpoint(every_n_epochs)``)
+    has not counted yet; the fit loop's ``epoch_progress.current.processed`` has.
+    """
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(
+            "this Lightning checkpoint has no fit-loop progress (loops.fit_loop.epoch_progress), so its epoch "
+            "cannot be told; save it with Trainer.save_checkpoint or ModelCheckpoint"
+        ) from err
+
+
+def _optimizer(checkpoint: Mapping[str, Any], training_state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """MMEngine's ``optim_wrapper.state_dict()``: the optimizer's state plus each wrapper's extras."""
+    states = checkpoint.get("optimizer_states") or []
+    if training_state is None:
+        if states:
+            raise CheckpointError(
+                f"this Lightning checkpoint holds {len(states)} optimizer state(s) but no 'mm2lightning' entry naming "
+                "their optim wrappers; only checkpoints of MMLightningModule can be converted"
+            )
+        return None
+    wrappers = training_state["optim_wrapper"]
+    if len(states) != len(wrappers):
+        raise CheckpointError(
+            f"this Lightning checkpoint holds {len(states)} optimizer state(s) for {len(wrappers)} optim wrapper(s) "
+            f"{sorted(wrappers)}; it cannot be converted"
+        )
+    converted = {}
+    for (name, extras), state in zip(wrappers.items(), states):  # configure_optimizers keeps the wrappers' order
+        converted[name] = {
+            **state,
+            **{key: extras[key] for key in ("base_param_settings", "loss_scaler") if key in extras},
+        }
+    return converted[""] if list(converted) == [""] else converted
+
+
+def to_mmengine(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert a Lightning checkpoint of ``MMLightningModule`` to MMEngine's ``Runner`` layout.
+
+    ``meta.epoch`` is the number of epochs whose batches all ran and ``meta.iter``
+    the number of iterations (``global_step``, one per ``train_step``): what
+    MMEngine stores at the same point (``epoch + 1`` / ``iter`` when its
+    CheckpointHook saves at an epoch end, ``epoch`` / ``iter + 1`` after an
+    iteration), and what its loops resume from. ``message_hub`` holds no logged
+    scalars and the runtime ``epoch``/``iter`` as a resumed Runner sets them.
+    The wrappers' accumulation counts are dropped (MMEngine recomputes them
+    from ``iter`` on resume), and so are the gradients of an unfinished
+    accumulation window (MMEngine loses them too).
+
+    Returns:
+        A dict of plain data and tensors, loadable with ``torch.load(weights_only=True)``.
+
+    Raises:
+        CheckpointError: Not a Lightning checkpoint of ``MMLightningModule``.
+    """
+    kind = checkpoint_kind(checkpoint)
+    if kind != "lightning":
+        raise CheckpointError(
+            f"to_mmengine converts Lightning checkpoints of MMLightningModule, but this checkpoint's layout is {kind!r}"
+        )
+    epoch, iteration = _completed_epochs(checkpoint), int(checkpoint["global_step"])
+    converted: dict[str, Any] = {
+        "meta": {"epoch": epoch, "iter": iteration, "converted_from": "mm2lightning"},
+        "state_dict": model_state_dict(checkpoint),
+        "message_hub": {"log_scalars": {}, "runtime_info": {"epoch": epoch, "iter": iteration}, "resumed_keys": {}},
+    }
+    training_state = checkpoint.get("mm2lightning")
+    optimizer = _optimizer(checkpoint, training_state)
+    if optimizer is not None:
+        converted["optimizer"] = optimizer
+    if training_state is not None and training_state["param_schedulers"]:
+        converted["param_schedulers"] = training_state["param_schedulers"]
+    return converted
+
+
+def save_checkpoint_atomic(obj: Any, path: str | os.PathLike[str], *, plain: bool = False) -> Path:
+    """``torch.save`` to ``path`` through a temporary file in its directory: ``path`` is whole or untouched.
+
+    Args:
+        obj: What to save.
+        path: The destination; missing parent directories are created.
+        plain: Refuse (writing nothing) when the file would need globals that
+            ``torch.load(weights_only=True)`` refuses by default.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        CheckpointError: ``plain`` and ``obj`` holds objects beyond tensors and plain data.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"  # created with the umask's permissions
+    file = open(tmp, "xb")  # noqa: SIM115 - opened before the cleanup below may remove it, closed in it
+    try:
+        with file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        if plain:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(tmp)
+            if unsafe:
+                raise CheckpointError(
+                    f"{path}: not written, because it would hold {sorted(unsafe)}, which "
+                    "torch.load(weights_only=True) refuses"
+                )
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Convert a Lightning checkpoint file of ``MMLightningModule`` into an MMEngine checkpoint file.
+
+    The source is loaded safely (:func:`load_checkpoint_file`), converted with
+    :func:`to_mmengine` and written atomically; on any failure ``dst`` is left as it was.
+
+    Args:
+        src: The Lightning checkpoint.
+        dst: Where to write the MMEngine checkpoint (e.g. ``epoch_3.pth``), not ``src``.
+
+    Returns:
+        ``dst``.
+
+    Raises:
+        FileNotFoundError: ``src`` does not exist.
+        ValueError: ``dst`` is ``src``.
+        CheckpointError: ``src`` cannot be loaded safely or is not a Lightning checkpoint of ``MMLightningModule``.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise FileNotFoundError(f"checkpoint not found: {src}")
+    if src.resolve() == dst.resolve() or (dst.exists() and dst.samefile(src)):
+        raise ValueError(f"convert_checkpoint would overwrite its source {src}; choose another destination")
+    return save_checkpoint_atomic(to_mmengine(load_checkpoint_file(src)), dst, plain=True)

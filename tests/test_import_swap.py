@@ -38,7 +38,13 @@ NAMES = {
         "PARAM_SCHEDULERS",
         "METRICS",
         "DATASETS",
+        "DATA_SAMPLERS",
+        "FUNCTIONS",
     ],
+    "runner": ["Runner"],
+    "config": ["Config", "ConfigDict", "DictAction"],
+    "dataset": ["DefaultSampler", "InfiniteSampler", "pseudo_collate", "default_collate", "worker_init_fn",
+                "COLLATE_FUNCTIONS"],
 }
 
 
@@ -65,6 +71,7 @@ def test_registered_names_cover_the_configs_users_write():
 def test_core_does_not_import_lightning():
     code = (
         "import sys, mm2lightning, mm2lightning.model, mm2lightning.optim, mm2lightning.registry, mm2lightning.evaluator\n"
+        "import mm2lightning.config, mm2lightning.dataset, mm2lightning.runner, mm2lightning.runner.checkpoint\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'torchmetrics'))\n"
         "assert not bad, bad\n"
     )

@@ -6,7 +6,24 @@ checkpoint functions are plain PyTorch.
 
 from typing import Any
 
-__all__ = ["Runner"]
+from mm2lightning.runner.checkpoint import (
+    CheckpointError,
+    checkpoint_kind,
+    convert_checkpoint,
+    load_checkpoint_file,
+    model_state_dict,
+    to_mmengine,
+)
+
+__all__ = [
+    "CheckpointError",
+    "Runner",
+    "checkpoint_kind",
+    "convert_checkpoint",
+    "load_checkpoint_file",
+    "model_state_dict",
+    "to_mmengine",
+]
 
 
 def __getattr__(name: str) -> Any:

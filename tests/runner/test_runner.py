@@ -289,7 +289,6 @@ def test_from_cfg_with_dataloader_configs_and_resume_equal_mmengine(mmengine, tm
     from mmengine.registry import DATASETS as MM_DATASETS
     from mmengine.registry import MODELS as MM_MODELS
     from mmengine.runner import Runner as MMRunner
-    from mmengine_reference import MMToyModel  # noqa: F401 - the reference module sets mmengine up
 
     class MMRegression(mmengine.model.BaseModel):
         forward = Regression.forward
@@ -453,15 +452,15 @@ def test_auto_scale_lr_scales_by_total_batch_over_base_batch(tmp_path):
 def test_slurm_launcher_maps_srun_variables_to_devices_and_nodes(tmp_path, monkeypatch):
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-    from mm2lightning.lightning.runner import _world
+    from mm2lightning.lightning.runner_args import launcher_trainer_args
 
     monkeypatch.setenv("SLURM_NTASKS", "8")
     monkeypatch.setenv("SLURM_NNODES", "2")
     monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4(x2)")
     monkeypatch.setenv("SLURM_PROCID", "5")
-    world = _world("slurm")
+    world = launcher_trainer_args("slurm")
     assert (world["devices"], world["num_nodes"]) == (4, 2)
     assert isinstance(world["plugins"][0], SLURMEnvironment)
     monkeypatch.delenv("SLURM_NNODES")
     with pytest.raises(RuntimeError, match="launcher='slurm' expects to run under srun, but SLURM_NNODES is not set"):
-        _world("slurm")
+        launcher_trainer_args("slurm")

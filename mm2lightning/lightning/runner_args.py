@@ -1,0 +1,242 @@
+"""MMEngine's Runner arguments as Lightning objects: Trainer arguments, callbacks, loggers and the DDP strategy."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+from lightning.pytorch.strategies import DDPStrategy, Strategy
+
+from mm2lightning.lightning.callbacks import MMCheckpoint, ValidationSchedule
+from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
+from mm2lightning.model.wrappers import MMDistributedDataParallel, MMSeparateDistributedDataParallel
+from mm2lightning.optim import OptimWrapper, OptimWrapperDict
+from mm2lightning.registry import MODEL_WRAPPERS
+
+Launcher = Literal["none", "pytorch", "slurm"]
+
+_DEFAULT_HOOKS: dict[str, dict[str, Any]] = dict(
+    runtime_info=dict(type="RuntimeInfoHook"),
+    timer=dict(type="IterTimerHook"),
+    sampler_seed=dict(type="DistSamplerSeedHook"),
+    logger=dict(type="LoggerHook"),
+    param_scheduler=dict(type="ParamSchedulerHook"),
+    checkpoint=dict(type="CheckpointHook", interval=1),
+)
+# Done by MMLightningModule and Lightning themselves: counters and lr logging, timing, sampler epochs, schedulers.
+_BUILT_IN_HOOKS = ("RuntimeInfoHook", "IterTimerHook", "DistSamplerSeedHook", "ParamSchedulerHook")
+_CHECKPOINT_HOOK_KEYS = (
+    "interval", "by_epoch", "save_optimizer", "save_param_scheduler", "out_dir", "max_keep_ckpts", "save_last",
+    "save_best", "rule", "save_begin", "priority",
+)
+_LOGGER_HOOK_KEYS = (
+    "interval", "ignore_last", "interval_exp_name", "out_dir", "out_suffix", "keep_local", "log_metric_by_epoch",
+    "priority",
+)
+
+
+def import_custom_modules(custom_imports: Mapping[str, Any] | None) -> None:
+    """Import the modules named in MMEngine's ``custom_imports=dict(imports=[...], allow_failed_imports=False)``.
+
+    Their ``register_module`` calls run, so the configs' ``type`` names resolve.
+
+    Raises:
+        ImportError: A module cannot be imported and ``allow_failed_imports`` is not set.
+    """
+    if not custom_imports:
+        return
+    imports = custom_imports.get("imports", [])
+    for name in [imports] if isinstance(imports, str) else imports:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            if not custom_imports.get("allow_failed_imports", False):
+                raise ImportError(f"custom_imports: cannot import {name!r} ({error})") from error
+            warnings.warn(f"custom_imports: {name!r} failed to import and is skipped ({error})", stacklevel=2)
+
+
+def process_rank(launcher: str) -> int:
+    if launcher == "pytorch":
+        return int(os.environ.get("RANK", 0))
+    if launcher == "slurm":
+        return int(os.environ.get("SLURM_PROCID", 0))
+    return 0
+
+
+def launcher_trainer_args(launcher: str) -> dict[str, Any]:
+    """Trainer arguments for MMEngine's ``launcher``: devices, nodes and the cluster environment."""
+    if launcher == "none":
+        return dict(devices=1, num_nodes=1)
+    if launcher == "pytorch":
+        missing = [k for k in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK") if k not in os.environ]
+        if missing:
+            raise RuntimeError(
+                f"launcher='pytorch' expects the processes to be started by torchrun "
+                f"(python -m torch.distributed.run --nproc_per_node=N ...), but {', '.join(missing)} is not set"
+            )
+        world, local = int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"])
+        return dict(devices=local, num_nodes=world // local, plugins=[TorchElasticEnvironment()])
+    missing = [k for k in ("SLURM_NTASKS", "SLURM_NNODES", "SLURM_PROCID") if k not in os.environ]
+    if missing:
+        raise RuntimeError(f"launcher='slurm' expects to run under srun, but {', '.join(missing)} is not set")
+    nodes = int(os.environ["SLURM_NNODES"])
+    per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]  # e.g. '4' or '4(x2)'
+    devices = int(per_node) if per_node.isdigit() else int(os.environ["SLURM_NTASKS"]) // nodes
+    return dict(devices=devices, num_nodes=nodes, plugins=[SLURMEnvironment()])
+
+
+def ddp_strategy(cfg: Mapping[str, Any]) -> Strategy:
+    """The Lightning strategy for MMEngine's ``cfg.model_wrapper_cfg`` (default: ``MMDistributedDataParallel``)."""
+    wrapper_cfg = cfg.get("model_wrapper_cfg")
+    if wrapper_cfg is None:  # MMEngine's default path: whole-model DDP without buffer broadcasts
+        return DDPStrategy(
+            find_unused_parameters=cfg.get("find_unused_parameters", False), broadcast_buffers=False
+        )
+    wrapper_cfg = dict(wrapper_cfg)
+    wrapper_type = wrapper_cfg.pop("type", None)
+    wrapper_cls = MODEL_WRAPPERS.get(wrapper_type) if isinstance(wrapper_type, str) else wrapper_type
+    if wrapper_cls is None and isinstance(wrapper_type, str):
+        MODEL_WRAPPERS.build(dict(type=wrapper_type))  # raises the registry's error, with close names
+    if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, MMSeparateDistributedDataParallel):
+        return SeparateDDPStrategy(model_wrapper=wrapper_cls, **wrapper_cfg)
+    if wrapper_cls is MMDistributedDataParallel:
+        return DDPStrategy(**wrapper_cfg)
+    if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, MMDistributedDataParallel):
+        return MMDDPStrategy(model_wrapper=wrapper_cls, **wrapper_cfg)
+    raise ValueError(
+        f"model_wrapper_cfg type {wrapper_type!r} is not an MMDistributedDataParallel or "
+        "MMSeparateDistributedDataParallel (sub)class; those are the wrappers mm2lightning maps to Lightning strategies"
+    )
+
+
+def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[str, Any], ValidationSchedule]:
+    """Trainer arguments for MMEngine's ``train_cfg``, and the validation schedule callback."""
+    cfg = dict(train_cfg or {})
+    loop_type = cfg.pop("type", None)
+    if loop_type is not None and "by_epoch" in cfg:
+        raise ValueError("train_cfg takes 'type' or 'by_epoch', not both (as MMEngine)")
+    if loop_type is not None:
+        loops = {"EpochBasedTrainLoop": True, "IterBasedTrainLoop": False}
+        if loop_type not in loops:
+            raise ValueError(f"train_cfg type {loop_type!r} is not supported; expected one of {sorted(loops)}")
+        by_epoch = loops[loop_type]
+    elif "by_epoch" in cfg:
+        by_epoch = bool(cfg.pop("by_epoch"))
+    else:
+        raise ValueError("train_cfg needs 'by_epoch' (or a loop 'type'), e.g. train_cfg=dict(by_epoch=True, max_epochs=12)")
+    length_key = "max_epochs" if by_epoch else "max_iters"
+    if length_key not in cfg:
+        raise ValueError(f"train_cfg with by_epoch={by_epoch} needs {length_key!r}")
+    length = cfg.pop(length_key)
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise ValueError(f"train_cfg {length_key} must be a positive integer, but got {length!r}")
+    val_interval = cfg.pop("val_interval", 1 if by_epoch else 1000)
+    val_begin = cfg.pop("val_begin", 1)
+    if cfg.pop("dynamic_intervals", None) is not None:
+        raise ValueError("train_cfg dynamic_intervals is not supported by mm2lightning yet")
+    if cfg:
+        raise ValueError(
+            f"train_cfg has unknown keys {sorted(cfg)}; expected by_epoch/type, {length_key}, val_interval, val_begin"
+        )
+    if by_epoch:
+        flags = dict(max_epochs=length, max_steps=-1, check_val_every_n_epoch=1)
+    else:
+        flags = dict(max_steps=length, max_epochs=-1, check_val_every_n_epoch=None, val_check_interval=1)
+    return flags, ValidationSchedule(by_epoch, val_interval, val_begin)
+
+
+def _checkpoint_callback(cfg: Mapping[str, Any], work_dir: Path) -> MMCheckpoint:
+    unknown = sorted(set(cfg) - {"type", *_CHECKPOINT_HOOK_KEYS})
+    if unknown:
+        raise ValueError(
+            f"CheckpointHook options {unknown} are not supported by mm2lightning; supported: {list(_CHECKPOINT_HOOK_KEYS)}"
+        )
+    out_dir = Path(cfg["out_dir"]) / work_dir.name if cfg.get("out_dir") else work_dir
+    return MMCheckpoint(
+        out_dir,
+        interval=cfg.get("interval", -1),
+        by_epoch=cfg.get("by_epoch", True),
+        max_keep_ckpts=cfg.get("max_keep_ckpts", -1),
+        save_last=cfg.get("save_last", True),
+        save_optimizer=cfg.get("save_optimizer", True),
+        save_best=cfg.get("save_best"),
+        rule=cfg.get("rule"),
+        save_begin=cfg.get("save_begin", 0),
+        work_dir=work_dir,
+    )
+
+
+def hook_callbacks(
+    default_hooks: Mapping[str, Any] | None, custom_hooks: Sequence[Any] | None, work_dir: Path
+) -> tuple[list[pl.Callback], dict[str, Any]]:
+    """Lightning callbacks and Trainer arguments for MMEngine's ``default_hooks`` and ``custom_hooks``."""
+    hooks: dict[str, Any] = copy.deepcopy(_DEFAULT_HOOKS)
+    hooks.update(default_hooks or {})  # as MMEngine: a hook replaces the default of its name; None removes it
+    callbacks: list[pl.Callback] = []
+    trainer_kwargs: dict[str, Any] = {}
+    for name, hook in hooks.items():
+        if hook is None:
+            continue
+        if isinstance(hook, pl.Callback):
+            callbacks.append(hook)
+            continue
+        hook_type = hook.get("type") if isinstance(hook, Mapping) else type(hook)
+        hook_type = hook_type if isinstance(hook_type, str) else getattr(hook_type, "__name__", repr(hook_type))
+        if not isinstance(hook, Mapping) and hook_type in ("CheckpointHook", "LoggerHook"):
+            raise TypeError(f"default_hooks[{name!r}]: give {hook_type} as a config dict, e.g. dict(type={hook_type!r}, ...)")
+        if hook_type == "CheckpointHook":
+            callbacks.append(_checkpoint_callback(hook, work_dir))
+        elif hook_type == "LoggerHook":
+            unknown = sorted(set(hook) - {"type", *_LOGGER_HOOK_KEYS})
+            if unknown:
+                raise ValueError(f"LoggerHook options {unknown} are not supported; supported: {list(_LOGGER_HOOK_KEYS)}")
+            trainer_kwargs["log_every_n_steps"] = hook.get("interval", 10)
+        elif hook_type not in _BUILT_IN_HOOKS:
+            warnings.warn(
+                f"default_hooks[{name!r}] ({hook_type}) has no Lightning counterpart in mm2lightning and is ignored; "
+                "pass a lightning Callback instead",
+                stacklevel=3,
+            )
+    for hook in custom_hooks or []:
+        if not isinstance(hook, pl.Callback):
+            raise TypeError(
+                f"custom_hooks takes lightning Callback instances in mm2lightning, but got {hook!r}: MMEngine hooks "
+                "do not run under Lightning; port the hook to a Callback (same hook names: on_train_batch_end, ...)"
+            )
+        callbacks.append(hook)
+    return callbacks, trainer_kwargs
+
+
+def default_loggers(work_dir: Path, version: str) -> list[Logger]:
+    """A CSV logger under ``work_dir/<version>``, and TensorBoard there too when it is installed."""
+    loggers: list[Logger] = [CSVLogger(work_dir, name="", version=version)]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(TensorBoardLogger(work_dir, name="", version=version, default_hp_metric=False))
+    return loggers
+
+
+def scale_lr(optim_wrapper: Any, ratio: float) -> Any:
+    """MMEngine's ``auto_scale_lr``: every learning rate times ``ratio`` (config copies, or the built groups)."""
+    if isinstance(optim_wrapper, OptimWrapper):
+        wrappers = optim_wrapper.values() if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+        for wrapper in wrappers:
+            for group in wrapper.optimizer.param_groups:
+                group["lr"] *= ratio
+        return optim_wrapper
+    cfg = copy.deepcopy(dict(optim_wrapper))
+    children = [cfg] if "optimizer" in cfg or "constructor" in cfg else list(cfg.values())
+    for child in children:
+        optimizer = child.get("optimizer", {})
+        if "lr" not in optimizer:
+            raise ValueError(f"auto_scale_lr needs optimizer.lr in the optim_wrapper config, got {child!r}")
+        optimizer["lr"] *= ratio
+    return cfg

@@ -125,13 +125,26 @@ class MMCheckpoint(pl.Callback):
 
     def _save_regular(self, trainer: pl.Trainer, name: str) -> None:
         path = self.out_dir / name
+        self._kept.append(path)  # before saving: the checkpoint's own state lists it
         trainer.save_checkpoint(path, weights_only=not self.save_optimizer)
         if not trainer.is_global_zero:
             return
         (self.work_dir / LAST_CHECKPOINT_FILE).write_text(str(path.resolve()))
-        self._kept.append(path)
-        while 0 < self.max_keep_ckpts < len(self._kept):
+        while 0 < self.max_keep_ckpts < len(self._kept):  # only once the new one is written
             self._kept.popleft().unlink(missing_ok=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The kept and best checkpoints, so that a resumed run goes on deleting and comparing as MMEngine's."""
+        return {
+            "kept": [str(path) for path in self._kept],
+            "best": {key: {**best, "path": None if best["path"] is None else str(best["path"])}
+                     for key, best in self._best.items()},
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._kept = deque(Path(path) for path in state_dict["kept"])
+        for key, best in state_dict["best"].items():
+            self._best[key] = {**best, "path": None if best["path"] is None else Path(best["path"])}
 
     # ------------------------------------------------------------------ best
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -383,9 +383,12 @@ def test_unknown_default_hook_is_reported_and_ignored(tmp_path):
 
 
 # ---------------------------------------------------------------------- launcher='pytorch' under torchrun
-def test_gan_with_separate_wrapper_under_torchrun_equals_one_process(tmp_path):
+@pytest.mark.parametrize("wrapper", ["MMSeparateDistributedDataParallel", "TwiceSeparateDDP"])
+def test_gan_with_separate_wrapper_under_torchrun(tmp_path, wrapper):
     """The migration guide's GAN setup: cfg=dict(model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel'))
-    and launcher='pytorch', 2 processes started by torchrun; equals one process on the concatenated batches."""
+    and launcher='pytorch', 2 processes started by torchrun, equals one process on the concatenated batches; a
+    registered subclass with its own train_step (two updates per batch) is the one that runs."""
+    import os
     import socket
     import subprocess
 
@@ -393,21 +396,25 @@ def test_gan_with_separate_wrapper_under_torchrun_equals_one_process(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_", "MASTER_"))}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-         str(script), str(tmp_path)],
+         str(script), str(tmp_path), wrapper],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    updates_per_batch = 2 if wrapper == "TwiceSeparateDDP" else 1
     for seen in ranks:
         assert seen["strategy"] == "SeparateDDPStrategy" and seen["world_size"] == 2
-        assert seen["wrapper"] == "MMSeparateDistributedDataParallel"  # the wrapper ran train_step
+        assert seen["wrapper"] == wrapper  # the wrapper's train_step ran
         assert seen["plain_after_fit"]
         assert seen["global_step"] == 2 * 48 // (2 * 4)  # each rank: half of the data, 4 per batch
+        assert seen["generator_steps"] == updates_per_batch * seen["global_step"]
     for p, q in zip(ranks[0]["params"], ranks[1]["params"]):
         assert torch.equal(p, q)
+    if wrapper != "MMSeparateDistributedDataParallel":
+        return
 
     sys.path.insert(0, str(script.parent))
     import torchrun_gan
@@ -464,3 +471,83 @@ def test_slurm_launcher_maps_srun_variables_to_devices_and_nodes(tmp_path, monke
     monkeypatch.delenv("SLURM_NNODES")
     with pytest.raises(RuntimeError, match="launcher='slurm' expects to run under srun, but SLURM_NNODES is not set"):
         launcher_trainer_args("slurm")
+
+
+def test_max_keep_ckpts_and_best_go_on_after_resume(tmp_path):
+    hooks = dict(checkpoint=dict(type="CheckpointHook", interval=1, max_keep_ckpts=2, save_best="acc"))
+    regression_runner(tmp_path, max_epochs=4, default_hooks=hooks, custom_hooks=[StopAfterEpoch(3)],
+                      **eval_kwargs()).train()
+    assert sorted(p.name for p in tmp_path.glob("epoch_*.ckpt")) == ["epoch_2.ckpt", "epoch_3.ckpt"]
+    best_before = {p.name for p in tmp_path.glob("best_*.ckpt")}
+    assert len(best_before) == 1
+    resumed = regression_runner(tmp_path, max_epochs=4, default_hooks=hooks, resume=True, **eval_kwargs())
+    resumed.train()
+    # epoch_2 is deleted by the resumed run, which knows what the interrupted one kept
+    assert sorted(p.name for p in tmp_path.glob("epoch_*.ckpt")) == ["epoch_3.ckpt", "epoch_4.ckpt"]
+    best_after = {p.name for p in tmp_path.glob("best_*.ckpt")}
+    assert len(best_after) == 1  # a better epoch 4 replaces the old best; a worse one keeps it
+    (callback,) = [c for c in resumed.trainer.callbacks if type(c).__name__ == "MMCheckpoint"]
+    assert callback.best_checkpoints["acc"].name in best_after
+
+
+class CustomWholeModelDDP(__import__("mm2lightning.model", fromlist=["x"]).MMDistributedDataParallel):
+    pass
+
+
+class CustomSeparateDDP(__import__("mm2lightning.model", fromlist=["x"]).MMSeparateDistributedDataParallel):
+    pass
+
+
+def test_model_wrapper_cfg_chooses_the_strategy():
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from mm2lightning import MMDDPStrategy, SeparateDDPStrategy
+    from mm2lightning.lightning.runner_args import ddp_strategy
+    from mm2lightning.registry import MODEL_WRAPPERS, RegistryError
+
+    default = ddp_strategy(dict(find_unused_parameters=True))  # MMEngine's default path
+    assert type(default) is DDPStrategy
+    assert default._ddp_kwargs == dict(find_unused_parameters=True, broadcast_buffers=False)
+    whole = ddp_strategy(dict(model_wrapper_cfg=dict(type="MMDistributedDataParallel", find_unused_parameters=True)))
+    assert type(whole) is DDPStrategy and whole._ddp_kwargs == dict(find_unused_parameters=True)
+    custom = ddp_strategy(dict(model_wrapper_cfg=dict(type=CustomWholeModelDDP)))
+    assert type(custom) is MMDDPStrategy and custom._wrapper_cls is CustomWholeModelDDP
+    separate = ddp_strategy(dict(model_wrapper_cfg=dict(type="MMSeparateDistributedDataParallel")))
+    assert type(separate) is SeparateDDPStrategy
+    MODEL_WRAPPERS.register_module(name="RunnerTestSeparateDDP", module=CustomSeparateDDP, force=True)
+    by_name = ddp_strategy(dict(model_wrapper_cfg=dict(type="RunnerTestSeparateDDP", broadcast_buffers=False)))
+    assert type(by_name) is SeparateDDPStrategy and by_name._wrapper_cls is CustomSeparateDDP
+    assert by_name._ddp_kwargs["broadcast_buffers"] is False
+    with pytest.raises(RegistryError, match="NoSuchWrapper"):
+        ddp_strategy(dict(model_wrapper_cfg=dict(type="NoSuchWrapper")))
+    with pytest.raises(ValueError, match="not an MMDistributedDataParallel or MMSeparateDistributedDataParallel"):
+        ddp_strategy(dict(model_wrapper_cfg=dict(type=nn.Linear)))
+
+
+def test_randomness_seeds_before_building_and_sets_deterministic(tmp_path):
+    first = regression_runner(tmp_path, model=dict(type="RunnerTestRegression"), randomness=dict(seed=3))
+    second = regression_runner(tmp_path, model=dict(type="RunnerTestRegression"), randomness=dict(seed=3))
+    other = regression_runner(tmp_path, model=dict(type="RunnerTestRegression"), randomness=dict(seed=4))
+    assert all(torch.equal(p, q) for p, q in zip(params(first.model), params(second.model)))
+    assert not all(torch.equal(p, q) for p, q in zip(params(first.model), params(other.model)))
+    assert first.seed == 3
+    runner = regression_runner(tmp_path, randomness=dict(seed=3, deterministic=True))
+    assert not torch.are_deterministic_algorithms_enabled()
+    try:
+        runner.trainer  # noqa: B018
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_custom_imports(tmp_path, monkeypatch):
+    from mm2lightning.lightning.runner_args import import_custom_modules
+
+    (tmp_path / "user_models_for_runner_test.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import_custom_modules(dict(imports=["user_models_for_runner_test"]))
+    assert sys.modules["user_models_for_runner_test"].LOADED
+    with pytest.raises(ImportError, match="custom_imports: cannot import 'no_such_user_module'"):
+        import_custom_modules(dict(imports=["no_such_user_module"]))
+    with pytest.warns(UserWarning, match="'no_such_user_module' failed to import and is skipped"):
+        import_custom_modules(dict(imports="no_such_user_module", allow_failed_imports=True))

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lightning"))
 from gan import GAN_OPTIM, make_gan_class, ring_dataset  # noqa: E402
 
 from mm2lightning.model import BaseModel, MMSeparateDistributedDataParallel  # noqa: E402
-from mm2lightning.registry import DATASETS  # noqa: E402
+from mm2lightning.registry import DATASETS, MODEL_WRAPPERS  # noqa: E402
 from mm2lightning.runner import Runner  # noqa: E402
 
 GAN = make_gan_class(BaseModel)
@@ -34,6 +34,15 @@ class RingSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.items[i]
+
+
+@MODEL_WRAPPERS.register_module(force=True)
+class TwiceSeparateDDP(MMSeparateDistributedDataParallel):
+    """The migration guide's CustomDistributedDataParallel pattern: its own train_step updates each batch twice."""
+
+    def train_step(self, data, optim_wrapper):
+        super().train_step(data, optim_wrapper)
+        return super().train_step(data, optim_wrapper)
 
 
 class SeenWrapper(pl.Callback):
@@ -81,6 +90,7 @@ def main() -> None:
             world_size=run.trainer.world_size,
             global_step=run.trainer.global_step,
             wrapper=seen.wrapper,
+            generator_steps=int(next(iter(run.module.optim_wrapper["generator"].optimizer.state.values()))["step"]),
             plain_after_fit=not any(isinstance(m, MMSeparateDistributedDataParallel) for m in run.model.modules())
             and all(type(c).__name__ == "Sequential" for c in (run.model.generator, run.model.discriminator)),
         ),

@@ -114,7 +114,8 @@ class MMCheckpoint(pl.Callback):
         return every or (self.save_last and is_last)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if not self.by_epoch and self._due(trainer.global_step, trainer.global_step == trainer.max_steps):
+        max_iters = getattr(pl_module, "max_iters", trainer.max_steps)  # also in epoch-based runs
+        if not self.by_epoch and self._due(trainer.global_step, trainer.global_step == max_iters):
             self._save_regular(trainer, f"iter_{trainer.global_step}.ckpt")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -180,6 +180,11 @@ class MMLightningModule(pl.LightningModule):
         else:
             super().__setattr__(name, value)
 
+    @property
+    def max_iters(self) -> int:
+        """The run's iterations (``max_steps``, or ``max_epochs`` x batches per epoch); -1 before ``fit`` sets up."""
+        return self._max_iters
+
     def use_model_wrapper(self, wrapper: nn.Module | None) -> None:
         """Run ``train_step``/``val_step``/``test_step`` through ``wrapper`` (set by mm2lightning's DDP strategies).
 

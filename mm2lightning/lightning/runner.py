@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader
 
+from mm2lightning.config import Config
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.lightning.callbacks import find_latest_checkpoint
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
@@ -126,7 +127,7 @@ class Runner:
                 )
         self.work_dir = Path(work_dir).absolute()
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.cfg: dict[str, Any] = copy.deepcopy(dict(cfg)) if cfg is not None else {}
+        self.cfg = Config(copy.deepcopy(dict(cfg)) if cfg is not None else {})
         self.launcher = launcher
         self.timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
         self.experiment_name = experiment_name or self.timestamp

@@ -551,3 +551,12 @@ def test_custom_imports(tmp_path, monkeypatch):
         import_custom_modules(dict(imports=["no_such_user_module"]))
     with pytest.warns(UserWarning, match="'no_such_user_module' failed to import and is skipped"):
         import_custom_modules(dict(imports="no_such_user_module", allow_failed_imports=True))
+
+
+def test_iteration_checkpoints_in_an_epoch_based_run_save_the_last_iteration(tmp_path):
+    runner = regression_runner(
+        tmp_path, max_epochs=2, default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=5, by_epoch=False))
+    )
+    runner.train()  # 2 epochs x 6 iterations: iterations 5, 10 and the last, 12 (as MMEngine's is_last_train_iter)
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["iter_10.ckpt", "iter_12.ckpt", "iter_5.ckpt"]
+    assert type(runner.cfg).__name__ == "Config" and runner.cfg.to_dict() == {}  # a Config, as MMEngine's runner.cfg

@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mm2lightning.config import Config
+from mm2lightning.config import Config, ConfigError
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.lightning.callbacks import find_latest_checkpoint
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
@@ -97,7 +97,7 @@ class Runner:
         default_scope: str = "mmengine",
         randomness: Mapping[str, Any] | None = None,
         experiment_name: str | None = None,
-        cfg: Mapping[str, Any] | None = None,
+        cfg: Config | Mapping[str, Any] | None = None,
         *,
         trainer_cfg: Mapping[str, Any] | None = None,
         callbacks: Sequence[pl.Callback] | None = None,
@@ -127,7 +127,10 @@ class Runner:
                 )
         self.work_dir = Path(work_dir).absolute()
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.cfg = Config(copy.deepcopy(dict(cfg)) if cfg is not None else {})
+        if isinstance(cfg, Config):
+            self.cfg = Config(copy.deepcopy(cfg.to_dict()), filename=cfg.filename)
+        else:
+            self.cfg = Config(copy.deepcopy(dict(cfg)) if cfg is not None else {})
         self.launcher = launcher
         self.timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
         self.experiment_name = experiment_name or self.timestamp
@@ -169,15 +172,26 @@ class Runner:
         self._extra_callbacks = list(callbacks or [])
         self._loggers = loggers
         self._trainer: pl.Trainer | None = None
+        if self.cfg.to_dict() and process_rank(launcher) == 0:
+            self._dump_config()
+
+    def _dump_config(self) -> None:
+        """Save the config in ``work_dir`` under its file's name (or ``<timestamp>.py``), as MMEngine does."""
+        name = Path(self.cfg.filename).name if self.cfg.filename else f"{self.timestamp}.py"
+        try:
+            self.cfg.dump(self.work_dir / name)
+        except ConfigError as error:
+            warnings.warn(f"the config is not saved in work_dir: {error}", stacklevel=3)
 
     # ------------------------------------------------------------- building
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any]) -> Runner:
+    def from_cfg(cls, cfg: Config | Mapping[str, Any]) -> Runner:
         """Build a Runner from a config (a :class:`mm2lightning.config.Config` or a dict), as MMEngine's.
 
         ``custom_imports`` are imported first, so the config's registered ``type`` names resolve.
         """
-        cfg = copy.deepcopy(cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg))
+        config = cfg if isinstance(cfg, Config) else Config(dict(cfg))
+        cfg = copy.deepcopy(config.to_dict())
         for key in ("model", "work_dir"):
             if cfg.get(key) is None:
                 raise ValueError(f"the config has no {key!r}; Runner.from_cfg needs model and work_dir")
@@ -197,7 +211,7 @@ class Runner:
             log_level=cfg.get("log_level", "INFO"),
             default_scope=cfg.get("default_scope", "mmengine"),
             randomness=cfg.get("randomness", dict(seed=None)),
-            cfg=cfg,
+            cfg=config,
             trainer_cfg=cfg.get("trainer_cfg"),
         )
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mm2lightning.cli import main
+from mm2lightning.config import Config
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
@@ -47,6 +48,9 @@ def test_the_same_experiment_as_py_yaml_and_json_gives_the_same_result(tmp_path)
         assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.02)  # override applied
         assert checkpoint["state_dict"]["model.body.0.weight"].shape == (6, 2)  # the child's model.hidden
         results[suffix] = checkpoint["state_dict"]
+        saved = Config.fromfile(work_dir / f"toy.{suffix}")  # the config as run, saved in work_dir as MMEngine does
+        assert saved.train_cfg.max_epochs == 2 and saved.optim_wrapper.optimizer.lr == 0.02
+        assert saved.work_dir == str(work_dir)
     for name, value in results["py"].items():
         assert torch.equal(value, results["yaml"][name]) and torch.equal(value, results["json"][name]), name
 

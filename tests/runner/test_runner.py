@@ -178,9 +178,11 @@ def test_load_from_loads_weights_only(tmp_path):
 class RecordValidation(pl.Callback):
     def __init__(self) -> None:
         self.at: list[tuple[int, int]] = []
+        self.acc: list[float] = []
 
     def on_validation_end(self, trainer, pl_module) -> None:
         self.at.append((trainer.current_epoch + 1, trainer.global_step))
+        self.acc.append(float(pl_module.val_metrics["acc"]))
 
 
 def eval_kwargs() -> dict:
@@ -560,3 +562,26 @@ def test_iteration_checkpoints_in_an_epoch_based_run_save_the_last_iteration(tmp
     runner.train()  # 2 epochs x 6 iterations: iterations 5, 10 and the last, 12 (as MMEngine's is_last_train_iter)
     assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["iter_10.ckpt", "iter_12.ckpt", "iter_5.ckpt"]
     assert type(runner.cfg).__name__ == "Config" and runner.cfg.to_dict() == {}  # a Config, as MMEngine's runner.cfg
+
+
+def test_extra_trainer_arguments_callbacks_and_loggers(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    record = RecordValidation()
+    logger = CSVLogger(tmp_path / "my_logs", name="exp")
+    runner = regression_runner(
+        tmp_path / "work", max_epochs=2, callbacks=[record], loggers=[logger],
+        trainer_cfg=dict(enable_progress_bar=False, limit_train_batches=3),
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", save_best="acc", rule="less"),
+                           logger=dict(type="LoggerHook", interval=1)),
+        **eval_kwargs(),
+    )
+    runner.train()
+    assert runner.trainer.global_step == 6  # limit_train_batches from trainer_cfg wins
+    assert record.at == [(1, 3), (2, 6)]
+    assert runner.trainer.loggers == [logger] and (tmp_path / "my_logs" / "exp").is_dir()
+    assert not list((tmp_path / "work").glob("*/metrics.csv"))  # no default CSV logger when loggers= is given
+    (callback,) = [c for c in runner.trainer.callbacks if type(c).__name__ == "MMCheckpoint"]
+    assert len(set(record.acc)) == 2
+    best = min(record.acc)  # rule='less' keeps the lowest 'acc' (the inferred rule would keep the highest)
+    assert callback.best_checkpoints["acc"].name == f"best_acc_epoch_{record.acc.index(best) + 1}.ckpt"

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader
 
 from mm2lightning.config import Config, ConfigError
 from mm2lightning.dataset import build_dataloader
-from mm2lightning.lightning.callbacks import find_latest_checkpoint
+from mm2lightning.evaluator.dist import broadcast_object
+from mm2lightning.lightning.callbacks import RunnerMeta, find_latest_checkpoint
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
 from mm2lightning.lightning.runner_args import (
@@ -147,6 +148,7 @@ class Runner:
         if randomness.get("diff_rank_seed", False):
             seed += process_rank(launcher)
         self.seed: int = seed
+        self._meta = dict(seed=seed, experiment_name=self.experiment_name)  # saved in checkpoints (RunnerMeta)
         self.deterministic: bool = bool(randomness.get("deterministic", False))
         self._diff_rank_seed = bool(randomness.get("diff_rank_seed", False))
         pl.seed_everything(seed, verbose=False)  # random, numpy, torch: before a model config is built, as MMEngine
@@ -250,7 +252,7 @@ class Runner:
         kwargs.update(
             default_root_dir=self.work_dir,
             logger=loggers,
-            callbacks=callbacks + self._extra_callbacks,
+            callbacks=[*callbacks, RunnerMeta(self._meta), *self._extra_callbacks],
             enable_checkpointing=False,  # checkpoints come from CheckpointHook (MMCheckpoint)
             num_sanity_val_steps=0,  # MMEngine validates only on schedule
             use_distributed_sampler=False,  # as MMEngine: the sampler (DefaultSampler) splits the data per rank
@@ -262,14 +264,20 @@ class Runner:
     def _datamodule(self) -> pl.LightningDataModule:
         """The dataloaders, built per process after Lightning started the process group (DefaultSampler needs it)."""
         datamodule = pl.LightningDataModule()
-        seed = self.seed if self._seed_given else None  # None: the sampler draws one seed for all ranks
         for stage, loader in self._dataloaders.items():
             if loader is not None:
-                setattr(datamodule, f"{stage}_dataloader", self._loader_factory(loader, seed))
+                setattr(datamodule, f"{stage}_dataloader", self._loader_factory(loader))
         return datamodule
 
-    def _loader_factory(self, loader: Any, seed: int | None) -> Callable[[], DataLoader]:
-        return lambda: build_dataloader(loader, seed=seed, diff_rank_seed=self._diff_rank_seed)
+    def _loader_factory(self, loader: Any) -> Callable[[], DataLoader]:
+        return lambda: build_dataloader(loader, seed=self._shared_seed(), diff_rank_seed=self._diff_rank_seed)
+
+    def _shared_seed(self) -> int:
+        """The run's seed, equal on all ranks: rank 0's when it was drawn at random (MMEngine's sync_random_seed)."""
+        if not self._seed_given:
+            self.seed, self._seed_given = int(broadcast_object(self.seed)), True
+            self._meta["seed"] = self.seed
+        return self.seed
 
     # ------------------------------------------------------------ checkpoints
     def _checkpoint_to_resume(self) -> Path | None:
@@ -295,6 +303,17 @@ class Runner:
             )
         return checkpoint
 
+    def _restore_seed(self, checkpoint: Mapping[str, Any], path: Path) -> None:
+        """As MMEngine's resume: the run goes on with the checkpoint's seed (the samplers' shuffling follows it)."""
+        seed = (checkpoint.get("meta") or {}).get("seed")
+        if seed is None or seed == self.seed:
+            return
+        if self._seed_given:
+            warnings.warn(f"{path} was saved with seed {seed}, not randomness seed {self.seed}: using {seed}", stacklevel=3)
+        self.seed, self._seed_given = int(seed), True
+        self._meta["seed"] = self.seed
+        pl.seed_everything(self.seed, verbose=False)
+
     # -------------------------------------------------------------- running
     def train(self) -> nn.Module:
         """Train as MMEngine's ``Runner.train()``; resume or load weights first when asked. Returns the model."""
@@ -307,6 +326,7 @@ class Runner:
         if ckpt_path is not None:
             checkpoint = load_checkpoint_file(ckpt_path)  # refuses files that would run code
             kind = checkpoint_kind(checkpoint)
+            self._restore_seed(checkpoint, ckpt_path)
             if kind == "mmengine":
                 converted = self.work_dir / f".resume_from_mmengine.{os.getpid()}.ckpt"
                 save_checkpoint_atomic(lightning_checkpoint_from_mmengine(checkpoint, self.trainer), converted)

@@ -278,7 +278,7 @@ def to_mmengine(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
         )
     epoch, iteration = _completed_epochs(checkpoint), int(checkpoint["global_step"])
     converted: dict[str, Any] = {
-        "meta": {"epoch": epoch, "iter": iteration, "converted_from": "mm2lightning"},
+        "meta": {**checkpoint.get("meta", {}), "epoch": epoch, "iter": iteration, "converted_from": "mm2lightning"},
         "state_dict": model_state_dict(checkpoint),
         "message_hub": {"log_scalars": {}, "runtime_info": {"epoch": epoch, "iter": iteration}, "resumed_keys": {}},
     }

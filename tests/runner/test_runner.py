@@ -585,3 +585,26 @@ def test_extra_trainer_arguments_callbacks_and_loggers(tmp_path):
     assert len(set(record.acc)) == 2
     best = min(record.acc)  # rule='less' keeps the lowest 'acc' (the inferred rule would keep the highest)
     assert callback.best_checkpoints["acc"].name == f"best_acc_epoch_{record.acc.index(best) + 1}.ckpt"
+
+
+def test_resume_restores_a_random_seed_so_shuffling_goes_on_as_uninterrupted(tmp_path):
+    """randomness seed=None: a random seed, saved in the checkpoint's meta and restored on resume, as MMEngine."""
+    cfg = dict(config(tmp_path / "full"), randomness=dict(seed=None), trainer_cfg=quiet()["trainer_cfg"])
+    cfg["train_cfg"] = dict(by_epoch=True, max_epochs=4)
+    cfg["optim_wrapper"] = dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9))  # no mid-window state
+    full = Runner.from_cfg(cfg)
+    full.train()
+    torch.manual_seed(0)
+    interrupted = Runner.from_cfg(dict(cfg, work_dir=str(tmp_path / "run"), custom_hooks=[StopAfterEpoch(2)]))
+    interrupted.train()
+    assert torch.load(tmp_path / "run" / "epoch_2.ckpt", weights_only=True)["meta"]["seed"] == interrupted.seed
+    interrupted_model = Runner.from_cfg(dict(cfg, work_dir=str(tmp_path / "run"), resume=True))
+    assert interrupted_model.seed != interrupted.seed  # a fresh random seed, until resume restores the saved one
+    interrupted_model.train()
+    assert interrupted_model.seed == interrupted.seed
+    # the same model init (config built after seeding) and the same shuffling: equal only if the seeds agree
+    cfg_same_seed = dict(cfg, work_dir=str(tmp_path / "ref"), randomness=dict(seed=interrupted.seed))
+    reference = Runner.from_cfg(cfg_same_seed)
+    reference.train()
+    for p, q in zip(params(interrupted_model.model), params(reference.model)):
+        assert torch.equal(p, q)

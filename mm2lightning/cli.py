@@ -7,13 +7,16 @@ Usage::
     mm2lightning convert CHECKPOINT OUT
 
 Bad input (a config that cannot be read or built, a bad ``--cfg-options`` item, an unknown ``type``, a
-checkpoint that cannot be loaded safely) ends with exit status 2 and a one-line message on stderr.
+missing checkpoint, or one that cannot be loaded safely or resumed) ends with exit status 2 and a one-line
+message on stderr; an error raised while the model and Trainer are built also names the file and line it
+came from. Errors during training keep their traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,15 +116,25 @@ def _format(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def _one_line(error: BaseException) -> str:
+    message = " ".join(str(error).split()) or type(error).__name__
+    origin = error
+    while origin.__cause__ is not None:  # e.g. the registry re-raises a class's error with the class's name
+        origin = origin.__cause__
+    if not isinstance(error, _INPUT_ERRORS) and origin.__traceback__ is not None:
+        # Possibly a bug in the user's code (a model's __init__, say) rather than in the config: say where.
+        frame = traceback.extract_tb(origin.__traceback__)[-1]
+        message += f" (raised at {frame.filename}:{frame.lineno})"
+    return f"{type(error).__name__}: {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mm2lightning`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         _run(args)
     except _UsageError as error:
-        cause = error.__cause__ or error
-        message = " ".join(str(cause).split()) or type(cause).__name__  # one line
-        print(f"mm2lightning {args.command}: error: {type(cause).__name__}: {message}", file=sys.stderr)
+        print(f"mm2lightning {args.command}: error: {_one_line(error.__cause__ or error)}", file=sys.stderr)
         return 2
     return 0
 

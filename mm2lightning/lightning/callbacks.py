@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 
+from mm2lightning.config import ConfigError
+
 LAST_CHECKPOINT_FILE = "last_checkpoint"  # as MMEngine: a text file in work_dir naming the newest checkpoint
 
 _GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc")
@@ -41,12 +43,23 @@ def infer_rule(key: str) -> Literal["greater", "less"]:
 
 
 def find_latest_checkpoint(work_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint named in ``work_dir/last_checkpoint`` (written by :class:`MMCheckpoint`), if it exists."""
+    """The checkpoint named in ``work_dir/last_checkpoint`` (written by :class:`MMCheckpoint`); ``None`` without one.
+
+    A named file that is gone is still returned (loading it then fails, naming it), unless ``work_dir`` holds a
+    file of that name: then the work_dir was moved, and that file is the checkpoint.
+    """
     pointer = Path(work_dir) / LAST_CHECKPOINT_FILE
     if not pointer.is_file():
         return None
     path = Path(pointer.read_text().strip())
-    return path if path.is_file() else None
+    moved = Path(work_dir) / path.name
+    return moved if not path.is_file() and moved.is_file() else path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 class MMCheckpoint(pl.Callback):
@@ -70,6 +83,11 @@ class MMCheckpoint(pl.Callback):
             default (MMEngine's rule).
         save_begin: The first epoch or iteration counted for ``interval``.
         work_dir: Where ``last_checkpoint`` is written (default: ``out_dir``).
+        epoch_based_loop: ``False`` for MMEngine's ``IterBasedTrainLoop``, whose whole run is one epoch: there
+            ``by_epoch=True`` saves ``epoch_1.ckpt`` once, at the end, as MMEngine does.
+
+    ``save_optimizer=False`` checkpoints hold the weights and counters only, and cannot be resumed (load them
+    with ``load_from``). Scheduler states are saved with the optimizer (``save_param_scheduler`` has no effect).
     """
 
     def __init__(
@@ -84,6 +102,7 @@ class MMCheckpoint(pl.Callback):
         rule: str | Sequence[str] | None = None,
         save_begin: int = 0,
         work_dir: str | os.PathLike | None = None,
+        epoch_based_loop: bool = True,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.work_dir = Path(work_dir) if work_dir is not None else self.out_dir
@@ -93,6 +112,7 @@ class MMCheckpoint(pl.Callback):
         self.save_last = save_last
         self.save_optimizer = save_optimizer
         self.save_begin = save_begin
+        self.epoch_based_loop = epoch_based_loop
         keys = [save_best] if isinstance(save_best, str) else list(save_best or [])
         rules = [rule] if rule is None or isinstance(rule, str) else list(rule)
         if len(rules) == 1:
@@ -107,6 +127,7 @@ class MMCheckpoint(pl.Callback):
             for key, r in zip(keys, rules)
         }
         self._kept: deque[Path] = deque()
+        self._last_regular: tuple[int, Path] | None = None  # (global step, path) of the newest regular checkpoint
 
     # --------------------------------------------------------------- regular
     def _due(self, count: int, is_last: bool) -> bool:
@@ -119,20 +140,27 @@ class MMCheckpoint(pl.Callback):
             self._save_regular(trainer, f"iter_{trainer.global_step}.ckpt")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.by_epoch:
+        if self.by_epoch and self.epoch_based_loop:
             epoch = trainer.current_epoch + 1
             if self._due(epoch, epoch == trainer.max_epochs):
                 self._save_regular(trainer, f"epoch_{epoch}.ckpt")
 
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.by_epoch and not self.epoch_based_loop and self._due(1, is_last=True):
+            self._save_regular(trainer, "epoch_1.ckpt")
+
     def _save_regular(self, trainer: pl.Trainer, name: str) -> None:
         path = self.out_dir / name
         self._kept.append(path)  # before saving: the checkpoint's own state lists it
+        self._last_regular = (trainer.global_step, path)
         trainer.save_checkpoint(path, weights_only=not self.save_optimizer)
-        if not trainer.is_global_zero:
-            return
-        (self.work_dir / LAST_CHECKPOINT_FILE).write_text(str(path.resolve()))
+        removed = []
         while 0 < self.max_keep_ckpts < len(self._kept):  # only once the new one is written
-            self._kept.popleft().unlink(missing_ok=True)
+            removed.append(self._kept.popleft())
+        if trainer.is_global_zero:
+            _write_atomic(self.work_dir / LAST_CHECKPOINT_FILE, str(path.resolve()))
+            for old in removed:
+                old.unlink(missing_ok=True)
 
     def state_dict(self) -> dict[str, Any]:
         """The kept and best checkpoints, so that a resumed run goes on deleting and comparing as MMEngine's."""
@@ -144,6 +172,8 @@ class MMCheckpoint(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._kept = deque(Path(path) for path in state_dict["kept"])
+        if "auto" in self._best and "auto" not in state_dict["best"]:
+            del self._best["auto"]  # the interrupted run already chose the metric
         for key, best in state_dict["best"].items():
             self._best[key] = {**best, "path": None if best["path"] is None else Path(best["path"])}
 
@@ -155,13 +185,14 @@ class MMCheckpoint(pl.Callback):
         if not metrics:
             return
         suffix = f"epoch_{trainer.current_epoch + 1}" if self.by_epoch else f"iter_{trainer.global_step}"
+        updated = False
         for key, best in list(self._best.items()):
             if key == "auto":  # MMEngine: the first metric, from the first evaluation on
                 key = next(iter(metrics))
                 self._best = {key if k == "auto" else k: v for k, v in self._best.items()}
                 best["rule"] = best["rule"] or infer_rule(key)
             if key not in metrics:
-                raise KeyError(
+                raise ConfigError(
                     f"CheckpointHook save_best={key!r} is not among the evaluator's metrics {sorted(metrics)}"
                 )
             score = float(metrics[key])
@@ -178,6 +209,11 @@ class MMCheckpoint(pl.Callback):
             if trainer.is_global_zero and best["path"] is not None and best["path"] != path:
                 best["path"].unlink(missing_ok=True)
             best["path"] = path
+            updated = True
+        if updated and self._last_regular is not None and self._last_regular[0] == trainer.global_step:
+            # As MMEngine: the regular checkpoint of this step was written before this validation; write it again
+            # so that a resumed run knows the new best (and can delete it when a better one comes).
+            trainer.save_checkpoint(self._last_regular[1], weights_only=not self.save_optimizer)
 
     @property
     def best_checkpoints(self) -> dict[str, Path | None]:

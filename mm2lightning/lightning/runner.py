@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -36,11 +37,52 @@ from mm2lightning.lightning.runner_args import (
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.registry import MODELS
 from mm2lightning.runner.checkpoint import (
+    CheckpointError,
     checkpoint_kind,
     load_checkpoint_file,
     model_state_dict,
     save_checkpoint_atomic,
 )
+
+class _SkipFirstBatches:
+    """Wraps a DataLoader's (batch) sampler: its next pass starts ``count`` batches in; later passes are whole."""
+
+    def __init__(self, sampler: Any, count: int) -> None:
+        self.sampler = sampler
+        self.count = count
+
+    def __iter__(self) -> Any:
+        indices = iter(self.sampler)
+        for _ in range(self.count):
+            next(indices)
+        self.count = 0
+        return indices
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def _resume_in_epoch(loader: DataLoader, epoch: int, count: int) -> None:
+    """Make ``loader``'s next pass epoch ``epoch``'s, ``count`` batches in, as MMEngine's loops resume mid-epoch.
+
+    Lightning resumes a mid-epoch checkpoint with its counters at the interrupted batch but the data from the
+    epoch's first batch, drawn before it sets the sampler's epoch; here the resumed run gets the batches the
+    uninterrupted one would see. The skipped batches are not loaded.
+    """
+    for sampler in (loader.sampler, loader.batch_sampler):
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch)
+    name = "batch_sampler" if loader.batch_sampler is not None else "sampler"
+    object.__setattr__(loader, name, _SkipFirstBatches(getattr(loader, name), count))  # DataLoader forbids setattr
+
+
+def _position_in_epoch(checkpoint: Mapping[str, Any]) -> tuple[int, int]:
+    """The epoch and the batches done in it when a Lightning checkpoint was saved (batches 0 at an epoch end)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+    if not progress or progress["is_last_batch"]:
+        return 0, 0
+    return int(checkpoint["epoch"]), int(progress["current"]["processed"])
+
 
 class Runner:
     """MMEngine's ``Runner``, training with ``lightning.Trainer``: the same constructor, ``from_cfg``, ``train``,
@@ -134,24 +176,25 @@ class Runner:
             self.cfg = Config(copy.deepcopy(dict(cfg)) if cfg is not None else {})
         self.launcher = launcher
         self.timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
-        self.experiment_name = experiment_name or self.timestamp
+        name = experiment_name or (Path(self.cfg.filename).stem if self.cfg.filename else None)
+        self.experiment_name = f"{name}_{self.timestamp}" if name else self.timestamp  # as MMEngine
         self.load_from = load_from
         self.resume = resume
-        self._has_loaded = False  # as MMEngine: load_from / resume apply once, in the first train/val/test
+        self._loaded_weights = False  # as MMEngine: load_from applies once, in the first train/val/test
+        self._resumed = False  # and resume once, in train
+        self._resume_position = (0, 0)  # epoch and batches done in it, when resuming a mid-epoch checkpoint
 
         randomness = dict(randomness or {})
         unknown = set(randomness) - {"seed", "deterministic", "diff_rank_seed"}
         if unknown:
             raise ValueError(f"randomness has unknown keys {sorted(unknown)}; expected seed, deterministic, diff_rank_seed")
-        self._seed_given = randomness.get("seed") is not None
-        seed = randomness["seed"] if self._seed_given else int(np.random.randint(2**31))
-        if randomness.get("diff_rank_seed", False):
-            seed += process_rank(launcher)
-        self.seed: int = seed
-        self._meta = dict(seed=seed, experiment_name=self.experiment_name)  # saved in checkpoints (RunnerMeta)
+        self._seed_given = randomness.get("seed") is not None  # else drawn here, shared from rank 0 later
         self.deterministic: bool = bool(randomness.get("deterministic", False))
         self._diff_rank_seed = bool(randomness.get("diff_rank_seed", False))
-        pl.seed_everything(seed, verbose=False)  # random, numpy, torch: before a model config is built, as MMEngine
+        self._meta: dict[str, Any] = dict(experiment_name=self.experiment_name)  # in checkpoints (RunnerMeta)
+        self.seed: int = -1
+        # random, numpy, torch: before a model config is built, as MMEngine
+        self._apply_seed(randomness["seed"] if self._seed_given else int(np.random.randint(2**31)))
 
         if isinstance(model, Mapping):
             model = dict(model)
@@ -223,8 +266,8 @@ class Runner:
         batch_size = (
             train_dataloader.batch_size if isinstance(train_dataloader, DataLoader) else train_dataloader["batch_size"]
         )
-        world_size = launcher_trainer_args(self.launcher)
-        return world_size["devices"] * world_size["num_nodes"] * batch_size / auto_scale_lr["base_batch_size"]
+        world = launcher_trainer_args(self.launcher)
+        return world["devices"] * world["num_nodes"] * batch_size / auto_scale_lr["base_batch_size"]
 
     @property
     def model(self) -> nn.Module:
@@ -239,16 +282,16 @@ class Runner:
         return self._trainer
 
     def _build_trainer(self) -> pl.Trainer:
-        callbacks, kwargs = hook_callbacks(*self._hooks, self.work_dir)
-        if self._train_cfg is not None:
-            loop_flags, schedule = train_loop_trainer_args(self._train_cfg)
-            kwargs.update(loop_flags)
-            if self._dataloaders["val"] is not None:
-                callbacks.append(schedule)
+        loop_flags, schedule = train_loop_trainer_args(self._train_cfg) if self._train_cfg is not None else ({}, None)
+        epoch_based_loop = schedule is None or schedule.by_epoch
+        callbacks, kwargs = hook_callbacks(*self._hooks, self.work_dir, epoch_based_loop)
+        kwargs.update(loop_flags)
+        if schedule is not None and self._dataloaders["val"] is not None:
+            callbacks.append(schedule)
         kwargs.update(launcher_trainer_args(self.launcher))
         if self.launcher != "none":
             kwargs["strategy"] = ddp_strategy(self.cfg)
-        loggers = self._loggers if self._loggers is not None else default_loggers(self.work_dir, self.experiment_name)
+        loggers = self._loggers if self._loggers is not None else default_loggers(self.work_dir, self.timestamp)
         kwargs.update(
             default_root_dir=self.work_dir,
             logger=loggers,
@@ -266,36 +309,63 @@ class Runner:
         datamodule = pl.LightningDataModule()
         for stage, loader in self._dataloaders.items():
             if loader is not None:
-                setattr(datamodule, f"{stage}_dataloader", self._loader_factory(loader))
+                setattr(datamodule, f"{stage}_dataloader", self._loader_factory(loader, stage))
         return datamodule
 
-    def _loader_factory(self, loader: Any) -> Callable[[], DataLoader]:
-        return lambda: build_dataloader(loader, seed=self._shared_seed(), diff_rank_seed=self._diff_rank_seed)
+    def _loader_factory(self, loader: Any, stage: str) -> Callable[[], DataLoader]:
+        def build() -> DataLoader:
+            built = build_dataloader(loader, seed=self._shared_seed(), diff_rank_seed=self._diff_rank_seed)
+            if stage == "train" and self._resume_position[1]:
+                _resume_in_epoch(built, *self._resume_position)
+                self._resume_position = (0, 0)
+            return built
+
+        return build
+
+    def _apply_seed(self, seed: int) -> None:
+        """Seed ``random``, numpy and torch with ``seed`` (plus the rank with ``diff_rank_seed``), as MMEngine."""
+        self._meta["seed"] = seed  # what MMEngine saves: the seed before the rank is added
+        self.seed = seed + (process_rank(self.launcher) if self._diff_rank_seed else 0)
+        pl.seed_everything(self.seed, verbose=False)
 
     def _shared_seed(self) -> int:
-        """The run's seed, equal on all ranks: rank 0's when it was drawn at random (MMEngine's sync_random_seed)."""
+        """The run's seed, equal on all ranks: rank 0's when it was drawn at random (MMEngine's sync_random_seed).
+
+        Called when the dataloaders are built, the first moment the process group exists under Lightning; the
+        random number generators are seeded again with the shared seed.
+        """
         if not self._seed_given:
-            self.seed, self._seed_given = int(broadcast_object(self.seed)), True
-            self._meta["seed"] = self.seed
+            self._seed_given = True
+            self._apply_seed(int(broadcast_object(self._meta["seed"])))
         return self.seed
 
     # ------------------------------------------------------------ checkpoints
     def _checkpoint_to_resume(self) -> Path | None:
-        if not self.resume:
+        if not self.resume or self._resumed:
             return None
         if self.load_from is not None:
             return Path(self.load_from)
         return find_latest_checkpoint(self.work_dir)
 
-    def load_checkpoint(self, filename: str | os.PathLike, strict: bool = False) -> dict[str, Any]:
+    def load_checkpoint(
+        self,
+        filename: str | os.PathLike,
+        map_location: Any = "cpu",
+        strict: bool = False,
+        revise_keys: Sequence[tuple[str, str]] = ((r"^module\.", ""),),
+    ) -> dict[str, Any]:
         """Load the model weights of a checkpoint saved by MMEngine, by mm2lightning or a bare state dict.
 
         The file is read without running code from it (see
-        :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`). As MMEngine, ``strict=False`` by default:
-        missing and unexpected keys are reported in a warning.
+        :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`). As MMEngine: ``strict=False`` by default,
+        with missing and unexpected keys reported in a warning; ``revise_keys`` are ``re.sub`` patterns applied
+        to the keys in turn.
         """
-        checkpoint = load_checkpoint_file(filename)
-        result = self.model.load_state_dict(model_state_dict(checkpoint), strict=strict)
+        checkpoint = load_checkpoint_file(filename, map_location=map_location)
+        state = model_state_dict(checkpoint)
+        for pattern, replacement in revise_keys:
+            state = {re.sub(pattern, replacement, key): value for key, value in state.items()}
+        result = self.model.load_state_dict(state, strict=strict)
         if result.missing_keys or result.unexpected_keys:
             warnings.warn(
                 f"{filename}: missing keys {result.missing_keys}, unexpected keys {result.unexpected_keys}",
@@ -303,16 +373,43 @@ class Runner:
             )
         return checkpoint
 
+    def _prepare_resume(self, path: Path) -> Path:
+        """Check a checkpoint to resume from and return the file ``fit`` loads (an MMEngine one rebuilt).
+
+        Raises:
+            CheckpointError: The file holds no training state, or is an MMEngine checkpoint that cannot resume.
+        """
+        checkpoint = load_checkpoint_file(path)  # refuses files that would run code
+        kind = checkpoint_kind(checkpoint)
+        if kind == "state_dict" or (kind == "lightning" and "optimizer_states" not in checkpoint):
+            raise CheckpointError(
+                f"resume needs a checkpoint with training state, but {path} holds only weights (a state dict, or "
+                "saved with save_optimizer=False); load them with load_from=... and resume=False"
+            )
+        rebuilt = None
+        if kind == "mmengine":
+            try:
+                rebuilt = lightning_checkpoint_from_mmengine(checkpoint, self.trainer)
+            except ValueError as error:
+                raise CheckpointError(f"{path}: {error}") from error
+        self._restore_seed(checkpoint, path)
+        if rebuilt is None:
+            self._resume_position = _position_in_epoch(checkpoint)
+            return path
+        return save_checkpoint_atomic(rebuilt, self.work_dir / f".resume_from_mmengine.{os.getpid()}.ckpt")
+
     def _restore_seed(self, checkpoint: Mapping[str, Any], path: Path) -> None:
         """As MMEngine's resume: the run goes on with the checkpoint's seed (the samplers' shuffling follows it)."""
         seed = (checkpoint.get("meta") or {}).get("seed")
-        if seed is None or seed == self.seed:
+        if seed is None or seed == self._meta["seed"]:
             return
         if self._seed_given:
-            warnings.warn(f"{path} was saved with seed {seed}, not randomness seed {self.seed}: using {seed}", stacklevel=3)
-        self.seed, self._seed_given = int(seed), True
-        self._meta["seed"] = self.seed
-        pl.seed_everything(self.seed, verbose=False)
+            warnings.warn(
+                f"{path} was saved with seed {seed}, not randomness seed {self._meta['seed']}: using {seed}",
+                stacklevel=3,
+            )
+        self._seed_given = True
+        self._apply_seed(int(seed))
 
     # -------------------------------------------------------------- running
     def train(self) -> nn.Module:
@@ -321,29 +418,21 @@ class Runner:
             raise RuntimeError("Runner.train() needs train_dataloader, train_cfg and optim_wrapper")
         if hasattr(self.model, "init_weights"):
             self.model.init_weights()
-        ckpt_path = None if self._has_loaded else self._checkpoint_to_resume()
-        converted: Path | None = None
-        if ckpt_path is not None:
-            checkpoint = load_checkpoint_file(ckpt_path)  # refuses files that would run code
-            kind = checkpoint_kind(checkpoint)
-            self._restore_seed(checkpoint, ckpt_path)
-            if kind == "mmengine":
-                converted = self.work_dir / f".resume_from_mmengine.{os.getpid()}.ckpt"
-                save_checkpoint_atomic(lightning_checkpoint_from_mmengine(checkpoint, self.trainer), converted)
-                ckpt_path = converted
-            elif kind != "lightning":
-                raise ValueError(
-                    f"resume needs a checkpoint with training state (saved by mm2lightning or MMEngine), but "
-                    f"{ckpt_path} holds only weights; load them with load_from=... and resume=False"
-                )
-        elif self.load_from is not None and not self._has_loaded:
+        resume_from = self._checkpoint_to_resume()
+        fit_path = None
+        if resume_from is not None:
+            fit_path = self._prepare_resume(resume_from)
+            self._resumed = True
+        elif self.load_from is not None and not self._loaded_weights:
             self.load_checkpoint(self.load_from)
-        self._has_loaded = True
+        self._loaded_weights = True
         try:
-            self.trainer.fit(self.module, datamodule=self._datamodule(), ckpt_path=ckpt_path, weights_only=False)
+            with warnings.catch_warnings():  # Lightning's warning about mid-epoch resumption: handled here
+                warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+                self.trainer.fit(self.module, datamodule=self._datamodule(), ckpt_path=fit_path, weights_only=False)
         finally:
-            if converted is not None:
-                converted.unlink(missing_ok=True)
+            if fit_path is not None and fit_path != resume_from:  # an MMEngine checkpoint rebuilt for Lightning
+                fit_path.unlink(missing_ok=True)
         return self.model
 
     def val(self) -> dict[str, Any]:
@@ -357,9 +446,11 @@ class Runner:
     def _evaluate(self, stage: Literal["val", "test"]) -> dict[str, Any]:
         if self._dataloaders[stage] is None:
             raise RuntimeError(f"Runner.{stage}() needs {stage}_dataloader, {stage}_cfg and {stage}_evaluator")
-        if self.load_from is not None and not self._has_loaded:
-            self.load_checkpoint(self.load_from)
-        self._has_loaded = True
+        if not self._loaded_weights:  # as MMEngine's load_or_resume: the checkpoint to resume, else load_from
+            path = self._checkpoint_to_resume() or self.load_from
+            if path is not None:
+                self.load_checkpoint(path)
+            self._loaded_weights = True
         run = self.trainer.validate if stage == "val" else self.trainer.test
         run(self.module, datamodule=self._datamodule(), verbose=False)
         return dict(self.module.val_metrics if stage == "val" else self.module.test_metrics)

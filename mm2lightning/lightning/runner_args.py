@@ -65,6 +65,7 @@ def import_custom_modules(custom_imports: Mapping[str, Any] | None) -> None:
 
 
 def process_rank(launcher: str) -> int:
+    """This process's global rank as the launcher sets it in the environment (0 for ``'none'``)."""
     if launcher == "pytorch":
         return int(os.environ.get("RANK", 0))
     if launcher == "slurm":
@@ -102,7 +103,7 @@ def ddp_strategy(cfg: Mapping[str, Any]) -> Strategy:
             find_unused_parameters=cfg.get("find_unused_parameters", False), broadcast_buffers=False
         )
     wrapper_cfg = dict(wrapper_cfg)
-    wrapper_type = wrapper_cfg.pop("type", None)
+    wrapper_type = wrapper_cfg.pop("type", "MMDistributedDataParallel")  # MMEngine's default
     wrapper_cls = MODEL_WRAPPERS.get(wrapper_type) if isinstance(wrapper_type, str) else wrapper_type
     if wrapper_cls is None and isinstance(wrapper_type, str):
         MODEL_WRAPPERS.build(dict(type=wrapper_type))  # raises the registry's error, with close names
@@ -154,7 +155,7 @@ def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[s
     return flags, ValidationSchedule(by_epoch, val_interval, val_begin)
 
 
-def _checkpoint_callback(cfg: Mapping[str, Any], work_dir: Path) -> MMCheckpoint:
+def _checkpoint_callback(cfg: Mapping[str, Any], work_dir: Path, epoch_based_loop: bool) -> MMCheckpoint:
     unknown = sorted(set(cfg) - {"type", *_CHECKPOINT_HOOK_KEYS})
     if unknown:
         raise ValueError(
@@ -172,13 +173,20 @@ def _checkpoint_callback(cfg: Mapping[str, Any], work_dir: Path) -> MMCheckpoint
         rule=cfg.get("rule"),
         save_begin=cfg.get("save_begin", 0),
         work_dir=work_dir,
+        epoch_based_loop=epoch_based_loop,
     )
 
 
 def hook_callbacks(
-    default_hooks: Mapping[str, Any] | None, custom_hooks: Sequence[Any] | None, work_dir: Path
+    default_hooks: Mapping[str, Any] | None,
+    custom_hooks: Sequence[Any] | None,
+    work_dir: Path,
+    epoch_based_loop: bool = True,
 ) -> tuple[list[pl.Callback], dict[str, Any]]:
-    """Lightning callbacks and Trainer arguments for MMEngine's ``default_hooks`` and ``custom_hooks``."""
+    """Lightning callbacks and Trainer arguments for MMEngine's ``default_hooks`` and ``custom_hooks``.
+
+    ``epoch_based_loop`` is ``False`` under MMEngine's ``IterBasedTrainLoop`` (see :class:`MMCheckpoint`).
+    """
     hooks: dict[str, Any] = copy.deepcopy(_DEFAULT_HOOKS)
     hooks.update(default_hooks or {})  # as MMEngine: a hook replaces the default of its name; None removes it
     callbacks: list[pl.Callback] = []
@@ -189,12 +197,14 @@ def hook_callbacks(
         if isinstance(hook, pl.Callback):
             callbacks.append(hook)
             continue
+        if isinstance(hook, Mapping) and "type" not in hook:
+            raise ValueError(f"default_hooks[{name!r}] has no 'type', e.g. dict(type='CheckpointHook', interval=1)")
         hook_type = hook.get("type") if isinstance(hook, Mapping) else type(hook)
         hook_type = hook_type if isinstance(hook_type, str) else getattr(hook_type, "__name__", repr(hook_type))
         if not isinstance(hook, Mapping) and hook_type in ("CheckpointHook", "LoggerHook"):
             raise TypeError(f"default_hooks[{name!r}]: give {hook_type} as a config dict, e.g. dict(type={hook_type!r}, ...)")
         if hook_type == "CheckpointHook":
-            callbacks.append(_checkpoint_callback(hook, work_dir))
+            callbacks.append(_checkpoint_callback(hook, work_dir, epoch_based_loop))
         elif hook_type == "LoggerHook":
             unknown = sorted(set(hook) - {"type", *_LOGGER_HOOK_KEYS})
             if unknown:

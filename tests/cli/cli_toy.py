@@ -45,3 +45,15 @@ class CliMSE(BaseMetric):
 
     def compute_metrics(self, results) -> dict:
         return dict(mse=sum(results) / len(results))
+
+
+@MODELS.register_module()
+class CliBrokenModel(BaseModel):
+    """A model with a bug in __init__ (for the CLI's error location)."""
+
+    def __init__(self, hidden: int = 4, sizes=None) -> None:
+        super().__init__()
+        self.width = sizes["in"]
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError

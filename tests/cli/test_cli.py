@@ -59,7 +59,10 @@ def test_train_resume_test_and_convert_in_process(tmp_path, capsys):
     work_dir = tmp_path / "run"
     config = str(CONFIGS / "toy.yaml")
     assert main(["train", config, "--work-dir", str(work_dir), "--cfg-options", "train_cfg.max_epochs=1"]) == 0
-    assert main(["train", config, "--work-dir", str(work_dir), "--resume"]) == 0  # from work_dir's last checkpoint
+    first = (work_dir / "epoch_1.ckpt").stat().st_mtime_ns
+    keep_all = "default_hooks.checkpoint.max_keep_ckpts=-1"
+    assert main(["train", config, "--work-dir", str(work_dir), "--resume", "--cfg-options", keep_all]) == 0
+    assert (work_dir / "epoch_1.ckpt").stat().st_mtime_ns == first  # resumed after epoch 1: not written again
     last = work_dir / "epoch_3.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 15  # 1 + 2 more epochs of 5 iterations
 
@@ -108,3 +111,20 @@ def test_console_script_reports_bad_input_with_exit_status_2(tmp_path):
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]  # after Lightning's own notices, if any
     assert last.startswith("mm2lightning train: error: ConfigError: ") and "KEY=VALUE" in last
+
+
+def test_resume_from_a_weights_only_file_exits_2(tmp_path, capsys):
+    weights_file = tmp_path / "weights.pth"
+    torch.save({"body.0.weight": torch.zeros(6, 2)}, weights_file)
+    args = ["train", str(CONFIGS / "toy.yaml"), "--work-dir", str(tmp_path / "run"), "--resume", str(weights_file)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "CheckpointError" in err and "holds only weights" in err
+
+
+def test_an_error_in_user_code_while_building_names_its_place(tmp_path, capsys):
+    args = ["train", str(CONFIGS / "toy.yaml"), "--work-dir", str(tmp_path), "--cfg-options", "model.type=CliBrokenModel"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err]
+    assert "TypeError: " in err and f"(raised at {HERE / 'cli_toy.py'}:" in err

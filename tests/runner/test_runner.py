@@ -150,14 +150,30 @@ class StopAfterEpoch(pl.Callback):
             trainer.should_stop = True
 
 
+class StopAtIteration(pl.Callback):
+    def __init__(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.iteration:
+            trainer.should_stop = True
+
+
+class RecordStart(pl.Callback):
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.global_step = trainer.global_step
+
+
 def test_resume_from_work_dir_equals_the_uninterrupted_run(tmp_path):
     full = params(regression_runner(tmp_path / "full").train())
     interrupted = regression_runner(tmp_path / "run", custom_hooks=[StopAfterEpoch(2)])
     interrupted.train()
     assert interrupted.trainer.global_step == 12
     assert (tmp_path / "run" / "last_checkpoint").read_text().endswith("epoch_2.ckpt")
-    resumed = regression_runner(tmp_path / "run", resume=True)
+    start = RecordStart()
+    resumed = regression_runner(tmp_path / "run", resume=True, custom_hooks=[start])
     resumed.train()
+    assert start.global_step == 12  # it did resume (a fresh run from the same seed would also end equal)
     assert resumed.trainer.current_epoch == 4 and resumed.trainer.global_step == 24
     for p, q in zip(params(resumed.model), full):
         assert torch.equal(p, q)
@@ -361,8 +377,10 @@ def test_constructor_errors(tmp_path, change, error, match):
          ValueError, r"CheckpointHook options \['filename_tmpl'\] are not supported"),
         (dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", save_best="mse"))),
          ValueError, "cannot infer the rule for save_best='mse'"),
+        (dict(default_hooks=dict(checkpoint=dict(interval=2))), ValueError, r"default_hooks\['checkpoint'\] has no 'type'"),
     ],
-    ids=["no-by_epoch", "max_epochs-typo", "unknown-loop-key", "mmengine-hook", "filename_tmpl", "save_best-rule"],
+    ids=["no-by_epoch", "max_epochs-typo", "unknown-loop-key", "mmengine-hook", "filename_tmpl", "save_best-rule",
+         "hook-without-type"],
 )
 def test_trainer_building_errors(tmp_path, change, error, match):
     runner = regression_runner(tmp_path, **change)
@@ -514,6 +532,8 @@ def test_model_wrapper_cfg_chooses_the_strategy():
     assert type(whole) is DDPStrategy and whole._ddp_kwargs == dict(find_unused_parameters=True)
     custom = ddp_strategy(dict(model_wrapper_cfg=dict(type=CustomWholeModelDDP)))
     assert type(custom) is MMDDPStrategy and custom._wrapper_cls is CustomWholeModelDDP
+    no_type = ddp_strategy(dict(model_wrapper_cfg=dict(find_unused_parameters=True)))  # MMEngine's default type
+    assert type(no_type) is DDPStrategy and no_type._ddp_kwargs == dict(find_unused_parameters=True)
     separate = ddp_strategy(dict(model_wrapper_cfg=dict(type="MMSeparateDistributedDataParallel")))
     assert type(separate) is SeparateDDPStrategy
     MODEL_WRAPPERS.register_module(name="RunnerTestSeparateDDP", module=CustomSeparateDDP, force=True)
@@ -608,3 +628,157 @@ def test_resume_restores_a_random_seed_so_shuffling_goes_on_as_uninterrupted(tmp
     reference.train()
     for p, q in zip(params(interrupted_model.model), params(reference.model)):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("stop_at", [8, 10], ids=["mid-epoch", "epoch-end"])
+def test_iteration_based_resume_sees_the_batches_of_the_uninterrupted_run(tmp_path, stop_at):
+    """MMEngine's IterBasedTrainLoop resumes at the interrupted batch; so does the Runner (shuffled data)."""
+    cfg = dict(config(tmp_path / "full"), trainer_cfg=quiet()["trainer_cfg"])
+    cfg.update(
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=17),  # 5 batches of the 24 samples per epoch
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9)),
+        param_scheduler=dict(type="MultiStepLR", milestones=[9], by_epoch=False),
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False)),
+    )
+    full = Runner.from_cfg(cfg)
+    full.train()
+    Runner.from_cfg(dict(cfg, work_dir=str(tmp_path / "run"), custom_hooks=[StopAtIteration(stop_at)])).train()
+    resumed = Runner.from_cfg(dict(cfg, work_dir=str(tmp_path / "run"), resume=True, custom_hooks=[RecordStart()]))
+    resumed.train()
+    (start,) = [c for c in resumed.trainer.callbacks if isinstance(c, RecordStart)]  # from_cfg copies the config
+    assert start.global_step == stop_at and resumed.trainer.global_step == 17
+    for p, q in zip(params(resumed.model), params(full.model)):
+        assert torch.equal(p, q)
+
+
+# ------------------------------------------------------------------------------- CheckpointHook details
+SCRIPTED = {"values": [], "calls": 0}
+
+
+class ScriptedAcc(BaseMetric):
+    """Returns the next of SCRIPTED['values'] at each evaluation, across runners (an interrupted run and its resume)."""
+
+    def process(self, data_batch, data_samples) -> None:
+        self.results.append(0)
+
+    def compute_metrics(self, results) -> dict:
+        value = SCRIPTED["values"][SCRIPTED["calls"]]
+        SCRIPTED["calls"] += 1
+        return dict(acc=value)
+
+
+def scripted(values: list[float]) -> dict:
+    SCRIPTED.update(values=values, calls=0)
+    return dict(val_dataloader=DataLoader(regression_data(4, seed=4), batch_size=4), val_cfg=dict(),
+                val_evaluator=ScriptedAcc())
+
+
+@pytest.mark.parametrize(
+    "hook, expected",
+    [
+        (dict(interval=2), ["epoch_2", "epoch_4", "epoch_5"]),
+        (dict(interval=2, save_last=False), ["epoch_2", "epoch_4"]),
+        (dict(interval=2, save_begin=1, save_last=False), ["epoch_1", "epoch_3", "epoch_5"]),
+        (dict(interval=-1), ["epoch_5"]),
+    ],
+    ids=["interval", "no-save-last", "save-begin", "last-only"],
+)
+def test_checkpoint_hook_interval_save_begin_and_save_last(tmp_path, hook, expected):
+    regression_runner(tmp_path, max_epochs=5, default_hooks=dict(checkpoint=dict(type="CheckpointHook", **hook))).train()
+    assert sorted(p.stem for p in tmp_path.glob("*.ckpt")) == expected
+
+
+def test_save_best_auto_keeps_its_best_across_resume(tmp_path):
+    hooks = dict(checkpoint=dict(type="CheckpointHook", interval=1, save_best="auto"))
+    regression_runner(tmp_path, default_hooks=hooks, custom_hooks=[StopAfterEpoch(3)], **scripted([1, 3, 2, 2.5])).train()
+    assert [p.name for p in tmp_path.glob("best_*.ckpt")] == ["best_acc_epoch_2.ckpt"]  # 3 at epoch 2 beat 1
+    SCRIPTED["calls"] = 3
+    regression_runner(tmp_path, default_hooks=hooks, resume=True, **eval_kwargs_scripted()).train()
+    assert [p.name for p in tmp_path.glob("best_*.ckpt")] == ["best_acc_epoch_2.ckpt"]  # 2.5 at epoch 4 is worse
+
+
+def test_save_best_replaces_the_previous_best(tmp_path):
+    hooks = dict(checkpoint=dict(type="CheckpointHook", interval=1, max_keep_ckpts=1, save_best="acc"))
+    regression_runner(tmp_path, default_hooks=hooks, **scripted([1, 3, 2, 5])).train()
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["best_acc_epoch_4.ckpt", "epoch_4.ckpt"]
+
+
+def eval_kwargs_scripted() -> dict:
+    return dict(val_dataloader=DataLoader(regression_data(4, seed=4), batch_size=4), val_cfg=dict(),
+                val_evaluator=ScriptedAcc())
+
+
+def test_iteration_mode_best_is_saved_in_the_regular_checkpoint_of_its_step(tmp_path):
+    """The iteration's regular checkpoint is written before its validation; it is written again after a new best."""
+    kwargs = dict(
+        train_cfg=dict(by_epoch=False, max_iters=12, val_interval=4),
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=4, by_epoch=False, save_best="acc")),
+    )
+    regression_runner(tmp_path, custom_hooks=[StopAtIteration(8)], **kwargs, **scripted([1, 3, 2])).train()
+    assert [p.name for p in tmp_path.glob("best_*.ckpt")] == ["best_acc_iter_8.ckpt"]
+    SCRIPTED["calls"] = 2
+    regression_runner(tmp_path, resume=True, **kwargs, **eval_kwargs_scripted()).train()
+    assert [p.name for p in tmp_path.glob("best_*.ckpt")] == ["best_acc_iter_8.ckpt"]  # 2 at iteration 12 is worse
+
+
+def test_iteration_based_loop_with_epoch_checkpoints_saves_once_at_the_end(tmp_path):
+    """Under IterBasedTrainLoop MMEngine's whole run is one epoch: CheckpointHook(by_epoch=True) writes epoch_1."""
+    runner = regression_runner(tmp_path, train_cfg=dict(type="IterBasedTrainLoop", max_iters=14),
+                               default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1)))
+    runner.train()  # 6 batches per pass over the data: 3 passes
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["epoch_1.ckpt"]
+    assert torch.load(tmp_path / "epoch_1.ckpt", weights_only=True)["global_step"] == 14
+
+
+def test_resume_when_the_last_checkpoint_is_gone_or_moved(tmp_path):
+    regression_runner(tmp_path / "a", max_epochs=1).train()
+    (tmp_path / "a").rename(tmp_path / "b")  # last_checkpoint names a path under a/
+    start = RecordStart()
+    moved = regression_runner(tmp_path / "b", max_epochs=2, resume=True, custom_hooks=[start])
+    moved.train()
+    assert start.global_step == 6  # found epoch_1.ckpt in the moved work_dir
+    for name in ("epoch_1.ckpt", "epoch_2.ckpt"):
+        (tmp_path / "b" / name).unlink()
+    with pytest.raises(FileNotFoundError, match="epoch_2.ckpt"):  # not a silent fresh start
+        regression_runner(tmp_path / "b", max_epochs=3, resume=True).train()
+
+
+def test_weights_only_checkpoints_are_refused_for_resume_and_load_for_test(tmp_path):
+    from mm2lightning.runner import CheckpointError
+
+    hooks = dict(checkpoint=dict(type="CheckpointHook", interval=1, save_optimizer=False))
+    trained = regression_runner(tmp_path, max_epochs=1, default_hooks=hooks, **eval_kwargs())
+    trained.train()
+    with pytest.raises(CheckpointError, match="holds only weights .* save_optimizer=False"):
+        regression_runner(tmp_path, max_epochs=2, resume=True, **eval_kwargs()).train()
+    evaluator = regression_runner(tmp_path, max_epochs=2, resume=True, **eval_kwargs())
+    assert evaluator.val() == trained.val()  # val() loads the weights of the checkpoint it would resume from
+
+
+def test_seed_restored_on_resume_keeps_the_rank_offset(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    runner = regression_runner(tmp_path, launcher="pytorch", randomness=dict(seed=5, diff_rank_seed=True))
+    assert runner.seed == 6
+    with warnings_recorded() as recorded:
+        runner._restore_seed(dict(meta=dict(seed=5)), tmp_path / "ckpt")
+    assert runner.seed == 6 and not recorded  # the checkpoint's seed is the one configured: nothing changes
+    with pytest.warns(UserWarning, match="saved with seed 7, not randomness seed 5"):
+        runner._restore_seed(dict(meta=dict(seed=7)), tmp_path / "ckpt")
+    assert runner.seed == 8 and runner._meta["seed"] == 7
+
+
+def warnings_recorded():
+    import warnings
+
+    return warnings.catch_warnings(record=True)
+
+
+def test_experiment_name_and_log_directory_follow_mmengine(tmp_path):
+    runner = regression_runner(tmp_path, max_epochs=1, experiment_name="exp",
+                               default_hooks=dict(logger=dict(type="LoggerHook", interval=1)))
+    runner.train()
+    assert runner.experiment_name == f"exp_{runner.timestamp}"
+    assert (tmp_path / runner.timestamp / "metrics.csv").is_file()
+    assert torch.load(tmp_path / "epoch_1.ckpt", weights_only=True)["meta"] == dict(
+        seed=1, experiment_name=runner.experiment_name
+    )

@@ -255,7 +255,9 @@ class ValidationSchedule(pl.Callback):
 
 
 class RunnerMeta(pl.Callback):
-    """Stores MMEngine's checkpoint ``meta`` (the run's ``seed``, ``experiment_name``) in every checkpoint.
+    """Stores MMEngine's checkpoint ``meta`` (the run's ``seed``, ``experiment_name``) in checkpoints.
+
+    Lightning skips callbacks in weights-only files (best checkpoints, ``save_optimizer=False``): those have none.
 
     ``Runner(resume=True)`` restores the seed from it, as MMEngine does, so a run with a random seed shuffles
     its data after the resume as it would have without the interruption.

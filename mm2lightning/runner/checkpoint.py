@@ -3,10 +3,11 @@
 MMEngine's ``Runner.save_checkpoint`` pickles objects (``HistoryBuffer``, numpy
 arrays and scalars) that ``torch.load(weights_only=True)`` refuses, and loading
 with ``weights_only=False`` would run whatever code the file names.
-:func:`load_checkpoint_file` loads with ``weights_only=True`` plus a short
-allowlist: inert stand-ins for MMEngine's ``HistoryBuffer`` (and the ``getattr``
-that its pickled statistics methods need), and numpy's array, dtype and scalar
-reconstructors. Anything else is refused with :class:`CheckpointError`.
+:func:`load_checkpoint_file` loads through a private restricted unpickler
+(:mod:`mm2lightning.runner.safe_unpickler`): torch's default weights-only
+allowlist plus inert stand-ins for MMEngine's ``HistoryBuffer`` and for numeric
+numpy arrays and scalars. Anything else is refused with :class:`CheckpointError`,
+and no global state of torch is changed.
 
 :func:`to_mmengine` / :func:`convert_checkpoint` turn a Lightning checkpoint of
 ``MMLightningModule`` into MMEngine's layout (``meta``, ``state_dict``,
@@ -18,14 +19,14 @@ defaults to ``weights_only=True``.
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+
+from mm2lightning.runner.safe_unpickler import HistoryBufferData, RefusedGlobal, restricted_load
 
 __all__ = [
     "CheckpointError",
@@ -43,83 +44,10 @@ CheckpointKind = Literal["mmengine", "lightning", "state_dict"]
 _LIGHTNING_MARKERS = ("pytorch-lightning_version", "mm2lightning")
 _MODEL_PREFIX = "model."
 _DDP_PREFIX = "module."
-# HistoryBuffer pickles its class-level statistics methods as ``getattr(HistoryBuffer, name)``.
-_HISTORY_BUFFER_STATISTICS = frozenset({"min", "max", "current", "mean"})
 
 
 class CheckpointError(ValueError):
     """A file or dict that is not a checkpoint this module can read, or one refused as unsafe to load."""
-
-
-class HistoryBufferData:
-    """Loaded in place of MMEngine's ``HistoryBuffer``: its logged values as inert data.
-
-    Attributes:
-        log_history: The logged values (a numpy array).
-        count_history: How many samples each value averages (a numpy array).
-        max_length: The buffer's capacity.
-    """
-
-    log_history: Any
-    count_history: Any
-    max_length: int | None
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.log_history = state.get("_log_history")
-        self.count_history = state.get("_count_history")
-        self.max_length = state.get("max_length")
-
-    def __repr__(self) -> str:
-        return f"HistoryBufferData(log_history={self.log_history!r}, count_history={self.count_history!r})"
-
-
-def _history_buffer_statistic(obj: Any, name: str) -> str:
-    """Stands in for ``builtins.getattr``: only ``getattr(HistoryBuffer, <statistic>)``, answered by the name."""
-    if obj is HistoryBufferData and name in _HISTORY_BUFFER_STATISTICS:
-        return name
-    owner = "HistoryBuffer" if obj is HistoryBufferData else getattr(obj, "__name__", type(obj).__name__)
-    raise pickle.UnpicklingError(
-        f"GLOBAL builtins.getattr({owner},{name!r}) is refused: only HistoryBuffer's statistics methods are allowed"
-    )
-
-
-def _allowlist() -> list[Any]:
-    allowed: list[Any] = [
-        (HistoryBufferData, "mmengine.logging.history_buffer.HistoryBuffer"),
-        (_history_buffer_statistic, "builtins.getattr"),
-    ]
-    try:
-        import numpy as np
-    except ImportError:  # without numpy, files holding numpy objects cannot be loaded anyway
-        return allowed
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    # A pickled dtype is rebuilt as an instance of its class (e.g. numpy.dtypes.Float64DType): booleans and numbers.
-    dtype_classes = {type(np.dtype(code)) for code in "?" + np.typecodes["AllInteger"] + np.typecodes["AllFloat"]}
-    allowed += [np.ndarray, np.dtype, *sorted(dtype_classes, key=str)]
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # the names numpy 1.x / 2.x write
-        allowed += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
-    return allowed
-
-
-def _refusal(path: Path, err: pickle.UnpicklingError) -> CheckpointError:
-    text = str(err)
-    found = re.search(r"GLOBAL (\S+)", text)
-    if found:
-        why = (
-            f"loading it would run code from the file: it refers to {found.group(1)}, "
-            "which is not on the allowlist of inert globals"
-        )
-    else:  # torch's wrapper puts the unpickler's own message after "WeightsUnpickler error:" or a blank line
-        detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else text
-        reason = next((line.strip() for line in detail.split("\n\n", 1)[-1].splitlines() if line.strip()), text)
-        why = f"loading it could run code from the file: torch's weights-only unpickler refused it ({reason})"
-    return CheckpointError(
-        f"{path}: not loaded, because {why}. "
-        "Only tensors, plain Python data, numpy arrays and MMEngine's HistoryBuffer are loaded."
-    )
 
 
 def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
@@ -147,12 +75,15 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy pickle
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
-        with torch.serialization.safe_globals(_allowlist()):
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise _refusal(path, err) from None
-    except (RuntimeError, EOFError, KeyError, ValueError) as err:  # a damaged archive or pickle
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+        checkpoint = restricted_load(path, map_location=map_location)
+    except RefusedGlobal as err:
+        raise CheckpointError(
+            f"{path}: not loaded, because loading it could run code from the file: {err}. Only tensors, plain "
+            "Python data, numeric numpy arrays and MMEngine's HistoryBuffer are loaded."
+        ) from None
+    except Exception as err:  # a damaged or malformed file: whatever the unpickler or numpy raised
+        message = " ".join(str(err).split())
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {message})") from err
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: holds a {type(checkpoint).__name__}, not a checkpoint dict")
     return checkpoint
@@ -316,12 +247,12 @@ def save_checkpoint_atomic(obj: Any, path: str | os.PathLike[str], *, plain: boo
             file.flush()
             os.fsync(file.fileno())
         if plain:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(tmp)
-            if unsafe:
+            try:  # as a fresh torch.load(weights_only=True) would, whatever this process allowlisted
+                restricted_load(tmp, torch_only=True)
+            except RefusedGlobal as err:
                 raise CheckpointError(
-                    f"{path}: not written, because it would hold {sorted(unsafe)}, which "
-                    "torch.load(weights_only=True) refuses"
-                )
+                    f"{path}: not written, because torch.load(weights_only=True) would refuse it: {err}"
+                ) from None
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -144,9 +144,15 @@ def test_mmengine_runner_checkpoint_loads_without_unpickling_its_objects(mmengin
     with pytest.raises(Exception, match="Weights only load failed"):  # what mmengine 0.10.7 itself runs into
         torch.load(path, weights_only=True)
 
-    allowed_before = set(map(repr, torch.serialization.get_safe_globals()))
-    checkpoint = load_checkpoint_file(path)
-    assert set(map(repr, torch.serialization.get_safe_globals())) == allowed_before  # the allowlist is left as it was
+    import numpy as np
+
+    torch.serialization.add_safe_globals([np.dtype])  # a user's own entry, which a load must not remove
+    try:
+        allowed_before = set(map(repr, torch.serialization.get_safe_globals()))
+        checkpoint = load_checkpoint_file(path)
+        assert set(map(repr, torch.serialization.get_safe_globals())) == allowed_before  # torch's state untouched
+    finally:
+        torch.serialization.clear_safe_globals()
 
     assert checkpoint_kind(checkpoint) == "mmengine"
     weights = model_state_dict(checkpoint)
@@ -200,17 +206,17 @@ def test_code_running_pickle_is_refused(tmp_path, payload, refused):
         load_checkpoint_file(path)
     message = str(err.value)
     assert "\n" not in message and str(path) in message and refused in message
-    assert "would run code from the file" in message
+    assert "could run code from the file" in message
     assert not marker.exists()
     torch.load(path, weights_only=False)  # the file really is harmful: an unsafe load runs the payload
     assert marker.exists()
 
 
-def test_pickle_the_weights_only_unpickler_cannot_read_is_refused(tmp_path):
+def test_plain_pickle_file_is_refused_by_its_globals(tmp_path):
     marker = tmp_path / "MARKER"
     path = tmp_path / "protocol4.pth"
-    path.write_bytes(pickle.dumps(_RunsFunction(marker), protocol=4))  # plain pickle, opcodes torch refuses
-    with pytest.raises(CheckpointError, match=r"could run code from the file: .*refused it \(Unsupported operand"):
+    path.write_bytes(pickle.dumps(_RunsFunction(marker), protocol=4))  # a plain pickle, not torch.save's archive
+    with pytest.raises(CheckpointError, match=rf"could run code from the file: the file refers to {__name__}\._write"):
         load_checkpoint_file(path)
     assert not marker.exists()
 
@@ -221,7 +227,7 @@ def test_allowlisted_getattr_serves_history_buffer_statistics_only(tmp_path):
             return (getattr, (collections.OrderedDict, "fromkeys"))
 
     torch.save({"x": Reach()}, tmp_path / "getattr.pth")
-    with pytest.raises(CheckpointError, match=r"builtins\.getattr\(OrderedDict,'fromkeys'\)"):
+    with pytest.raises(CheckpointError, match=r"builtins\.getattr\(OrderedDict, 'fromkeys'\)"):
         load_checkpoint_file(tmp_path / "getattr.pth")
 
 
@@ -234,7 +240,7 @@ def test_files_that_are_not_checkpoints(tmp_path):
     for name, match in [
         ("notes.txt", "not a PyTorch checkpoint"),
         ("empty.pth", "not a PyTorch checkpoint"),
-        ("cut.pth", "not a readable PyTorch checkpoint"),
+        ("cut.pth", "not a readable checkpoint"),
         ("list.pth", "holds a list, not a checkpoint dict"),
     ]:
         with pytest.raises(CheckpointError, match=match) as err:
@@ -421,8 +427,72 @@ def test_convert_is_repeatable_and_failures_leave_no_file(tmp_path):
 
 def test_atomic_save_refuses_non_plain_content_without_leaving_a_file(tmp_path):
     np = pytest.importorskip("numpy")
-    with pytest.raises(CheckpointError, match=r"not written.*numpy.*weights_only=True"):
-        save_checkpoint_atomic({"x": np.zeros(2)}, tmp_path / "x.pth", plain=True)
+    torch.serialization.add_safe_globals([np.ndarray, np.dtype])  # this process's allowlist does not count
+    try:
+        with pytest.raises(CheckpointError, match=r"not written.*weights_only=True.*numpy"):
+            save_checkpoint_atomic({"x": np.zeros(2)}, tmp_path / "x.pth", plain=True)
+    finally:
+        torch.serialization.clear_safe_globals()
     assert list(tmp_path.iterdir()) == []
     save_checkpoint_atomic({"x": np.zeros(2)}, tmp_path / "x.pth")  # not asked to be plain: written
     assert [p.name for p in tmp_path.iterdir()] == ["x.pth"]
+
+
+# ------------------------------------------------------------------------------------- crafted numpy data
+def _dtype(code, state=None):
+    import numpy as np
+
+    class Dtype:
+        def __reduce__(self):
+            return (np.dtype, (code, False, True), state or (3, "<", None, None, None, -1, -1, 0))
+
+    return Dtype()
+
+
+def _array(dtype, data: bytes, shape=(1,)):
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray
+    except ImportError:
+        from numpy.core import multiarray
+
+    class Array:
+        def __reduce__(self):
+            return (multiarray._reconstruct, (np.ndarray, (0,), b"b"), (1, shape, dtype, False, data))
+
+    return Array()
+
+
+@pytest.mark.parametrize(
+    "meta, match",
+    [
+        # A float dtype given an object field without the object flag: numpy would read raw bytes as a pointer.
+        (_array(_dtype("f8", (3, "|", None, ("a",), {"a": (_dtype("O"), 0)}, 8, 1, 1)), b"A" * 8),
+         r"could run code from the file: the file refers to numpy.dtype\('O'\)"),
+        (_array(_dtype("f8", (3, "|", None, None, None, 8, 1, 0)), b"A" * 8),  # an element size that is not its own
+         "could run code from the file: the file refers to numpy.dtype with fields or sub-arrays"),
+        (_array(_dtype("V8"), b"A" * 8), r"numpy.dtype\('V8'\), and only boolean and numeric dtypes"),
+        (_array(_dtype("f8"), b"A" * 4, shape=(4,)), r"not a readable checkpoint .*needs 32 bytes, the file holds 4"),
+    ],
+    ids=["object-field", "bad-itemsize", "void", "short-data"],
+)
+def test_crafted_numpy_data_is_refused(tmp_path, meta, match):
+    pytest.importorskip("numpy")
+    path = tmp_path / "crafted.pth"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "meta": {"x": meta}}, path)
+    with pytest.raises(CheckpointError, match=match) as err:
+        load_checkpoint_file(path)
+    assert "\n" not in str(err.value)
+
+
+def test_numeric_numpy_arrays_and_scalars_load_as_new_arrays(tmp_path):
+    np = pytest.importorskip("numpy")
+    values = {"f": np.arange(6, dtype=">f4").reshape(2, 3), "i": np.asfortranarray(np.arange(6).reshape(2, 3)),
+              "b": np.array([True, False]), "s": np.float64(2.5), "n": np.int32(-3), "e": np.zeros((0, 2))}
+    torch.save({"state_dict": {"w": torch.ones(1)}, "meta": values}, tmp_path / "np.pth")
+    loaded = load_checkpoint_file(tmp_path / "np.pth")["meta"]
+    for key, value in values.items():
+        assert type(loaded[key]) is type(value) and loaded[key].dtype == value.dtype
+        assert np.array_equal(loaded[key], value)
+    assert loaded["i"].flags.f_contiguous and loaded["f"].flags.writeable

@@ -161,6 +161,8 @@ def _completed_epochs(checkpoint: Mapping[str, Any]) -> int:
 def _optimizer(checkpoint: Mapping[str, Any], training_state: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """MMEngine's ``optim_wrapper.state_dict()``: the optimizer's state plus each wrapper's extras."""
     states = checkpoint.get("optimizer_states") or []
+    if "optimizer_states" not in checkpoint:  # a weights-only save: MMEngine's load_from needs the weights alone
+        return None
     if training_state is None:
         if states:
             raise CheckpointError(
@@ -199,25 +201,32 @@ def to_mmengine(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         A dict of plain data and tensors, loadable with ``torch.load(weights_only=True)``.
 
+    A weights-only checkpoint (``save_optimizer=False``, ``ModelCheckpoint(save_weights_only=True)``) gives
+    ``meta``, ``state_dict`` and ``message_hub`` only: what MMEngine's ``load_from`` reads.
+
     Raises:
-        CheckpointError: Not a Lightning checkpoint of ``MMLightningModule``.
+        CheckpointError: Not a Lightning checkpoint of ``MMLightningModule``, or a malformed one.
     """
     kind = checkpoint_kind(checkpoint)
     if kind != "lightning":
         raise CheckpointError(
             f"to_mmengine converts Lightning checkpoints of MMLightningModule, but this checkpoint's layout is {kind!r}"
         )
-    epoch, iteration = _completed_epochs(checkpoint), int(checkpoint["global_step"])
+    epoch = _completed_epochs(checkpoint)
+    try:
+        iteration = int(checkpoint["global_step"])
+        training_state = checkpoint.get("mm2lightning")
+        optimizer = _optimizer(checkpoint, training_state)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"a malformed Lightning checkpoint: {type(err).__name__}: {err}") from err
     converted: dict[str, Any] = {
         "meta": {**checkpoint.get("meta", {}), "epoch": epoch, "iter": iteration, "converted_from": "mm2lightning"},
         "state_dict": model_state_dict(checkpoint),
         "message_hub": {"log_scalars": {}, "runtime_info": {"epoch": epoch, "iter": iteration}, "resumed_keys": {}},
     }
-    training_state = checkpoint.get("mm2lightning")
-    optimizer = _optimizer(checkpoint, training_state)
     if optimizer is not None:
         converted["optimizer"] = optimizer
-    if training_state is not None and training_state["param_schedulers"]:
+    if optimizer is not None and training_state is not None and training_state.get("param_schedulers"):
         converted["param_schedulers"] = training_state["param_schedulers"]
     return converted
 

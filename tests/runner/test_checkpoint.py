@@ -341,12 +341,16 @@ def test_converted_checkpoint_resumes_mmengine_runner(mmengine, tmp_path):
         assert torch.equal(p, q), name  # the same 2 remaining epochs
 
 
-def test_converted_checkpoint_loads_through_load_from(mmengine, tmp_path):
+@pytest.mark.parametrize("weights_only", [False, True], ids=["full", "weights-only"])
+def test_converted_checkpoint_loads_through_load_from(mmengine, tmp_path, weights_only):
     from mmengine.model import BaseModel as MMBaseModel
 
     ours = MMLightningModule(make_net_class(BaseModel)(), optim_wrapper=OPTIM)
-    fit(ours, DataLoader(net_data(), batch_size=8), tmp_path, 1).save_checkpoint(tmp_path / "last.ckpt")
+    trainer = fit(ours, DataLoader(net_data(), batch_size=8), tmp_path, 1)
+    trainer.save_checkpoint(tmp_path / "last.ckpt", weights_only=weights_only)
     path = convert_checkpoint(tmp_path / "last.ckpt", tmp_path / "last.pth")
+    expected = ["message_hub", "meta", "state_dict"] + ([] if weights_only else ["optimizer"])
+    assert sorted(torch.load(path, weights_only=True)) == sorted(expected)
     model = make_net_class(MMBaseModel)()
     with torch.no_grad():
         for p in model.parameters():

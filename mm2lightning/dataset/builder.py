@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from mm2lightning.dataset.utils import worker_init_fn as default_worker_init_fn
 from mm2lightning.evaluator.dist import get_rank, get_world_size
@@ -80,10 +80,10 @@ def _build_dataset(cfg: dict[str, Any]) -> Any:
         dataset = DATASETS.build(dataset)
         if hasattr(dataset, "full_init"):
             dataset.full_init()
-    elif not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+    elif not (isinstance(dataset, IterableDataset) or hasattr(dataset, "__getitem__")):
         raise TypeError(
-            "dataloader config 'dataset' must be a dataset config dict or a map-style dataset "
-            f"(with __getitem__ and __len__), but got {type(dataset).__name__}: {dataset!r}"
+            "dataloader config 'dataset' must be a dataset config dict, a map-style dataset (with __getitem__) "
+            f"or an IterableDataset, but got {type(dataset).__name__}: {dataset!r}"
         )
     num_batch_per_epoch = cfg.pop("num_batch_per_epoch", None)
     if num_batch_per_epoch is None:
@@ -141,6 +141,10 @@ def build_dataloader(
       ``num_batch_per_epoch * batch_size * world_size`` samples.
     - everything else (``batch_size``, ``num_workers``, ``persistent_workers``,
       ``pin_memory``, ``drop_last``, ...) goes to ``DataLoader``.
+
+    ``DefaultSampler`` and ``InfiniteSampler`` split the data across ranks themselves: under plain Lightning
+    DDP, build the Trainer with ``use_distributed_sampler=False`` (the Runner does), or Lightning splits it
+    a second time.
 
     Args:
         cfg: The config, or a ``DataLoader``, which is returned unchanged.

@@ -225,7 +225,7 @@ ERRORS = [
     pytest.param(
         _cfg(dataset=5),
         TypeError,
-        r"'dataset' must be a dataset config dict or a map-style dataset \(with __getitem__ and __len__\), but got int",
+        r"'dataset' must be a dataset config dict, a map-style dataset \(with __getitem__\) or an IterableDataset, but got int",
         id="bad_dataset",
     ),
     pytest.param(
@@ -299,3 +299,20 @@ def test_errors_name_what_is_wrong(cfg, error, message):
     with pytest.raises(error, match=message) as info:
         build_dataloader(cfg, seed=0)
     assert "\n" not in str(info.value)
+
+
+def test_iterable_dataset_without_sampler(mmengine):
+    """MMEngine takes an IterableDataset with sampler=None; so does build_dataloader."""
+    import torch
+    from mmengine.runner import Runner
+
+    from mm2lightning.dataset import build_dataloader
+
+    class Counting(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(range(5))
+
+    cfg = dict(dataset=Counting(), sampler=None, batch_size=2, collate_fn=dict(type="default_collate"))
+    ours = [batch.tolist() for batch in build_dataloader(dict(cfg))]
+    ref = [batch.tolist() for batch in Runner.build_dataloader(dict(cfg), seed=0)]
+    assert ours == ref == [[0, 1], [2, 3], [4]]

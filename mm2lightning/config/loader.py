@@ -129,12 +129,15 @@ def _read_data(text: str, suffix: str, where: str) -> dict[str, Any]:
         data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_YamlLoader)  # noqa: S506
     except json.JSONDecodeError as error:
         raise ConfigError(f"{where}: invalid JSON: {error}") from error
+    except RecursionError as error:
+        raise ConfigError(f"{where}: nested too deeply to read") from error
     except yaml.YAMLError as error:
         is_tag = isinstance(error, yaml.constructor.ConstructorError)
         hint = "; tags that build Python objects are not allowed" if is_tag else ""
         raise ConfigError(f"{where}: cannot read YAML (safe loading): {one_line(error)}{hint}") from error
     if data is None and suffix != ".json":
         return {}
+    _check_acyclic(data, where)
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: the top level of a config must be a mapping, got {type(data).__name__}")
     return data
@@ -230,6 +233,17 @@ def _substitute_env_vars(text: str, where: str) -> str:
     return _ENV_VAR.sub(replace, text)
 
 
+def _check_acyclic(value: Any, where: str, parents: tuple[int, ...] = ()) -> None:
+    """Refuse a YAML value that contains itself (``a: &x [*x]``): a config must be a tree."""
+    if not isinstance(value, (dict, list, tuple)):
+        return
+    if id(value) in parents:
+        raise ConfigError(f"{where}: a YAML alias refers to a value that contains it; a config must be a tree")
+    items = value.values() if isinstance(value, dict) else value
+    for item in items:
+        _check_acyclic(item, where, (*parents, id(value)))
+
+
 def _protect_base_refs(text: str) -> tuple[str, dict[str, str]]:
     """Replace each ``{{_base_.a.b}}`` (quoted or not) by a quoted placeholder.
 
@@ -252,6 +266,12 @@ def _resolve_base_refs(value: Any, refs: dict[str, str], base: ConfigDict, where
         return value
     if isinstance(value, str) and value in refs:
         return copy.deepcopy(_lookup(base, refs[value], where))
+    if isinstance(value, str) and any(placeholder in value for placeholder in refs):
+        dotted = next(refs[placeholder] for placeholder in refs if placeholder in value)
+        raise ConfigError(
+            f"{where}: {{{{_base_.{dotted}}}}} must be a whole value, not part of a string (use a Python config "
+            "and _base_ variables to build strings)"
+        )
     if isinstance(value, dict):
         return {key: _resolve_base_refs(item, refs, base, where) for key, item in value.items()}
     if type(value) in (list, tuple):

@@ -202,3 +202,21 @@ def test_dump_errors(tmp_path):
     _raises(r"'torch' is also the name of an imported module", Config(dict(torch=1, t=SGD)).dump, py_file)
     _raises("unsupported config format", Config(dict(a=1)).dump, tmp_path / "c.toml")
 
+
+
+def test_self_referencing_yaml_alias_is_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    for text in ("a: &x [*x]\n", "a: &x {b: *x}\n"):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match="a YAML alias refers to a value that contains it") as err:
+            Config.fromfile(path)
+        assert "\n" not in str(err.value)
+    path.write_text("a: &x [1, 2]\nb: [*x, *x]\n")  # shared, not cyclic: fine
+    assert Config.fromfile(path).to_dict() == {"a": [1, 2], "b": [[1, 2], [1, 2]]}
+
+
+def test_base_reference_inside_a_longer_string_is_refused(tmp_path):
+    (tmp_path / "base.py").write_text("name = 'exp'\n")
+    (tmp_path / "child.py").write_text("_base_ = ['base.py']\nwork_dir = 'work/{{_base_.name}}'\n")
+    with pytest.raises(ConfigError, match=r"\{\{_base_.name\}\} must be a whole value, not part of a string"):
+        Config.fromfile(tmp_path / "child.py")

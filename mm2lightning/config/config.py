@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import os
-import warnings
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from pathlib import Path
 from typing import Any
 
 from mm2lightning.config.config_dict import ConfigDict
+from mm2lightning.config.custom_imports import import_custom_modules as _import_custom_modules
 from mm2lightning.config.dumping import dump_text, to_python
 from mm2lightning.config.errors import ConfigError
 from mm2lightning.config.loader import check_suffix, load_file, load_text
@@ -88,6 +87,7 @@ class Config:
             ConfigError: The file or a base is missing, has an unsupported
                 suffix or invalid content, the bases are circular or share a
                 key, or an override does not apply.
+            ImportError: A ``custom_imports`` module cannot be imported.
         """
         cfg = Config(load_file(filename), filename=filename)
         if import_custom_modules and cfg.get("custom_imports"):
@@ -214,16 +214,3 @@ class Config:
 
     def __repr__(self) -> str:
         return f"Config (path: {self._filename}): {self._cfg_dict!r}"
-
-
-def _import_custom_modules(spec: Mapping[str, Any]) -> None:
-    """Import ``spec['imports']`` (a name or list); failures warn when ``spec['allow_failed_imports']``."""
-    names = spec.get("imports", [])
-    for name in [names] if isinstance(names, str) else names:
-        try:
-            importlib.import_module(name)
-        except ImportError as error:
-            if not spec.get("allow_failed_imports", False):
-                message = f"custom_imports: cannot import {name!r} ({error}); is its folder on PYTHONPATH?"
-                raise ImportError(message) from error
-            warnings.warn(f"custom_imports: {name!r} failed to import and is skipped", UserWarning, stacklevel=3)

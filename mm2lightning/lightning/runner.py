@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mm2lightning.config import Config, ConfigError
+from mm2lightning.config import Config, ConfigError, import_custom_modules
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.evaluator.dist import broadcast_object
 from mm2lightning.lightning.callbacks import RunnerMeta, find_latest_checkpoint
@@ -28,7 +28,6 @@ from mm2lightning.lightning.runner_args import (
     ddp_strategy,
     default_loggers,
     hook_callbacks,
-    import_custom_modules,
     launcher_trainer_args,
     process_rank,
     scale_lr,

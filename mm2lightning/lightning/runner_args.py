@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import importlib.util
 import os
 import warnings
@@ -42,26 +41,6 @@ _LOGGER_HOOK_KEYS = (
     "interval", "ignore_last", "interval_exp_name", "out_dir", "out_suffix", "keep_local", "log_metric_by_epoch",
     "priority",
 )
-
-
-def import_custom_modules(custom_imports: Mapping[str, Any] | None) -> None:
-    """Import the modules named in MMEngine's ``custom_imports=dict(imports=[...], allow_failed_imports=False)``.
-
-    Their ``register_module`` calls run, so the configs' ``type`` names resolve.
-
-    Raises:
-        ImportError: A module cannot be imported and ``allow_failed_imports`` is not set.
-    """
-    if not custom_imports:
-        return
-    imports = custom_imports.get("imports", [])
-    for name in [imports] if isinstance(imports, str) else imports:
-        try:
-            importlib.import_module(name)
-        except ImportError as error:
-            if not custom_imports.get("allow_failed_imports", False):
-                raise ImportError(f"custom_imports: cannot import {name!r} ({error})") from error
-            warnings.warn(f"custom_imports: {name!r} failed to import and is skipped ({error})", stacklevel=2)
 
 
 def process_rank(launcher: str) -> int:

@@ -563,7 +563,7 @@ def test_randomness_seeds_before_building_and_sets_deterministic(tmp_path):
 
 
 def test_custom_imports(tmp_path, monkeypatch):
-    from mm2lightning.lightning.runner_args import import_custom_modules
+    from mm2lightning.config import import_custom_modules
 
     (tmp_path / "user_models_for_runner_test.py").write_text("LOADED = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))

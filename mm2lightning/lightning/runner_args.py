@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from mm2lightning.lightning.callbacks import MMCheckpoint, ValidationSchedule
 from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
 from mm2lightning.model.wrappers import MMDistributedDataParallel, MMSeparateDistributedDataParallel
 from mm2lightning.optim import OptimWrapper, OptimWrapperDict
-from mm2lightning.registry import MODEL_WRAPPERS
+from mm2lightning.registry import MODEL_WRAPPERS, OPTIMIZERS
 
 Launcher = Literal["none", "pytorch", "slurm"]
 
@@ -225,7 +226,15 @@ def scale_lr(optim_wrapper: Any, ratio: float) -> Any:
     children = [cfg] if "optimizer" in cfg or "constructor" in cfg else list(cfg.values())
     for child in children:
         optimizer = child.get("optimizer", {})
-        if "lr" not in optimizer:
-            raise ValueError(f"auto_scale_lr needs optimizer.lr in the optim_wrapper config, got {child!r}")
-        optimizer["lr"] *= ratio
+        optimizer["lr"] = optimizer.get("lr", _default_lr(optimizer)) * ratio
     return cfg
+
+
+def _default_lr(optimizer_cfg: Mapping[str, Any]) -> float:
+    """The ``lr`` an optimizer config leaves to its optimizer class's default (e.g. Adam's 1e-3)."""
+    optimizer_type = optimizer_cfg.get("type")
+    cls = OPTIMIZERS.get(optimizer_type) if isinstance(optimizer_type, str) else optimizer_type
+    parameter = inspect.signature(cls).parameters.get("lr") if callable(cls) else None
+    if parameter is None or not isinstance(parameter.default, (int, float)):
+        raise ValueError(f"auto_scale_lr needs optimizer.lr in the optim_wrapper config, got {dict(optimizer_cfg)!r}")
+    return float(parameter.default)

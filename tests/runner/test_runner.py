@@ -474,6 +474,10 @@ def test_auto_scale_lr_scales_by_total_batch_over_base_batch(tmp_path):
     assert runner.module.optim_wrapper.get_lr()["lr"] == [pytest.approx(0.05 * 4 / 16)]  # 1 process x batch 4
     with pytest.raises(ValueError, match="auto_scale_lr needs base_batch_size"):
         regression_runner(tmp_path, auto_scale_lr=dict(enable=True))
+    adam = regression_runner(tmp_path / "adam", max_epochs=1, param_scheduler=None, optim_wrapper=dict(
+        optimizer=dict(type="Adam")), auto_scale_lr=dict(enable=True, base_batch_size=2))
+    adam.train()
+    assert adam.module.optim_wrapper.get_lr()["lr"] == [pytest.approx(1e-3 * 4 / 2)]  # Adam's default lr, scaled
 
 
 def test_slurm_launcher_maps_srun_variables_to_devices_and_nodes(tmp_path, monkeypatch):

@@ -9,7 +9,10 @@ Runs the same model, data, seed and optimizer (SGD with momentum) as
                      its default logging (CSVLogger, ``log_every_n_steps=50``);
   (d) mmengine     - MMEngine's ``Runner`` with its default hooks and logging
                      (LoggerHook every 10 iterations, LocalVisBackend), when mmengine
-                     is installed.
+                     is installed;
+  (e) runner       - mm2lightning's ``Runner`` with the same arguments as (d) (its
+                     Trainer logs to a CSVLogger every 10 iterations, MMEngine's default):
+                     the cost of the migration path against (c) and against (d).
 
 Each run is its own subprocess (clean peak memory, nothing shared). In a round the
 runs of all variants start together, warm up, then take turns in lock-step: 100
@@ -48,6 +51,7 @@ VARIANTS = {  # name -> (letter, description)
     "lightning": ("b", "LightningModule, manual optimization, no logging"),
     "mm2lightning": ("c", "MMLightningModule + BaseModel, default logging"),
     "mmengine": ("d", "MMEngine Runner, default hooks and logging"),
+    "runner": ("e", "mm2lightning Runner, the same arguments as (d)"),
 }
 LR, MOMENTUM = 0.01, 0.9
 
@@ -258,10 +262,10 @@ def run_lightning(net, loader, device: str, window: Window, work_dir: str):
     return net
 
 
-def run_mm2lightning(net, loader, device: str, window: Window, work_dir: str):
+def _mm2lightning_classifier(net):
+    """``net`` in an mm2lightning ``BaseModel`` with a cross-entropy loss (variants (c) and (e))."""
     import torch.nn.functional as F
 
-    from mm2lightning import MMLightningModule
     from mm2lightning.model import BaseModel
 
     class Classifier(BaseModel):
@@ -275,8 +279,14 @@ def run_mm2lightning(net, loader, device: str, window: Window, work_dir: str):
                 return dict(loss=F.cross_entropy(logits, labels))
             return logits
 
+    return Classifier(net)
+
+
+def run_mm2lightning(net, loader, device: str, window: Window, work_dir: str):
+    from mm2lightning import MMLightningModule
+
     module = MMLightningModule(
-        Classifier(net), optim_wrapper=dict(optimizer=dict(type="SGD", lr=LR, momentum=MOMENTUM))
+        _mm2lightning_classifier(net), optim_wrapper=dict(optimizer=dict(type="SGD", lr=LR, momentum=MOMENTUM))
     )
     trainer = _trainer(device, window, work_dir)
     trainer.fit(module, loader)
@@ -326,7 +336,37 @@ def run_mmengine(net, loader, device: str, window: Window, work_dir: str, log_le
     return net
 
 
-RUNNERS = {"plain": run_plain, "lightning": run_lightning, "mm2lightning": run_mm2lightning, "mmengine": run_mmengine}
+def run_runner(net, loader, device: str, window: Window, work_dir: str):
+    import lightning.pytorch as pl
+
+    from mm2lightning.runner import Runner
+
+    class Stamp(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            window(batch_idx)
+
+    runner = Runner(
+        model=_mm2lightning_classifier(net),
+        work_dir=work_dir,
+        train_dataloader=loader,
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=LR, momentum=MOMENTUM)),
+        default_hooks=dict(checkpoint=None),  # as (d)
+        custom_hooks=[Stamp()],
+        trainer_cfg=dict(accelerator="gpu" if device.startswith("cuda") else "cpu", enable_progress_bar=False,
+                         enable_model_summary=False),
+    )
+    runner.train()
+    return net
+
+
+RUNNERS = {
+    "plain": run_plain,
+    "lightning": run_lightning,
+    "mm2lightning": run_mm2lightning,
+    "mmengine": run_mmengine,
+    "runner": run_runner,
+}
 
 
 # ---------------------------------------------------------------------------------------------- one run (child)
@@ -354,10 +394,12 @@ def run_one(spec: dict[str, Any], profiler: Any = None) -> dict[str, Any]:
         torch.set_num_interop_threads(spec["threads"])
     variant, device = spec["variant"], spec["device"]
     # Import the variant's framework before the memory baseline, so that "growth" is the run itself.
-    if variant in ("lightning", "mm2lightning"):
+    if variant in ("lightning", "mm2lightning", "runner"):
         import lightning.pytorch  # noqa: F401
     if variant == "mm2lightning":
         import mm2lightning.lightning  # noqa: F401
+    if variant == "runner":
+        import mm2lightning.lightning.runner  # noqa: F401
     if variant == "mmengine":
         import mmengine.runner  # noqa: F401
     wl = WORKLOADS[spec["workload"]]
@@ -536,6 +578,8 @@ RATIOS = {
     "c/b": ("mm2lightning", "lightning"),
     "c/d": ("mm2lightning", "mmengine"),
     "b/d": ("lightning", "mmengine"),
+    "e/c": ("runner", "mm2lightning"),
+    "e/d": ("runner", "mmengine"),
 }
 
 
@@ -616,7 +660,7 @@ def environment(args, device: str, variants: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="mlp,conv", help="comma-separated: mlp, conv (default: both)")
-    parser.add_argument("--variants", default="plain,lightning,mm2lightning,mmengine",
+    parser.add_argument("--variants", default="plain,lightning,mm2lightning,mmengine,runner",
                         help="comma-separated subset of plain, lightning, mm2lightning, mmengine "
                         "(mmengine is skipped when not installed)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; 1 with --quick)")

@@ -16,12 +16,13 @@ def test_quick_run_prints_a_table_row_per_variant():
         [sys.executable, str(SCRIPT), "--quick", "--workloads", "mlp", "--rounds", "1", "--device", "cpu"],
         check=True, capture_output=True, text=True, timeout=120,
     ).stdout
-    variants = ["plain", "lightning", "mm2lightning"]
+    variants = {"a": "plain", "b": "lightning", "c": "mm2lightning", "e": "runner"}
     if importlib.util.find_spec("mmengine") is not None:
-        variants.append("mmengine")
+        variants["d"] = "mmengine"
     assert "## tiny MLP" in out
-    for letter, name in zip("abcd", variants):
+    for letter, name in variants.items():
         row = re.search(rf"^\| \({letter}\) {name} \| (\d+\.\d+) \|.*\| yes \|$", out, re.MULTILINE)
         assert row, f"no table row for ({letter}) {name} with the same final weights as (a):\n{out}"
         assert float(row.group(1)) > 0
     assert re.search(r"^\| c/b \| \d+\.\d+ \|", out, re.MULTILINE)
+    assert re.search(r"^\| e/c \| \d+\.\d+ \|", out, re.MULTILINE)

@@ -252,19 +252,3 @@ class ValidationSchedule(pl.Callback):
         if not self.by_epoch:  # Lightning decides right after this hook, with check_val_every_n_epoch=None
             due = self._due(trainer.global_step, trainer.max_steps)
             trainer.check_val_every_n_epoch = None if due else self._OFF
-
-
-class RunnerMeta(pl.Callback):
-    """Stores MMEngine's checkpoint ``meta`` (the run's ``seed``, ``experiment_name``) in checkpoints.
-
-    Lightning skips callbacks in weights-only files (best checkpoints, ``save_optimizer=False``): those have none.
-
-    ``Runner(resume=True)`` restores the seed from it, as MMEngine does, so a run with a random seed shuffles
-    its data after the resume as it would have without the interruption.
-    """
-
-    def __init__(self, meta: dict[str, Any]) -> None:
-        self.meta = meta  # the Runner's own dict: its seed may be settled only once the process group exists
-
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
-        checkpoint["meta"] = dict(self.meta)

@@ -162,6 +162,9 @@ class MMLightningModule(pl.LightningModule):
         self._epoch_schedulers_stepped = False
         self._resume_state: dict[str, Any] | None = None
         self.val_metrics: dict[str, Any] = {}  # the evaluator's last results, with its own names (no ``val/``)
+        # MMEngine's checkpoint ``meta`` (the Runner's seed and experiment name), written into every checkpoint
+        # that holds training state when not empty; a method of the module, not a callback: nothing per step.
+        self.checkpoint_meta: dict[str, Any] = {}
         self.test_metrics: dict[str, Any] = {}
 
     @staticmethod
@@ -341,6 +344,8 @@ class MMLightningModule(pl.LightningModule):
 
     # ------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.checkpoint_meta:
+            checkpoint["meta"] = dict(self.checkpoint_meta)
         if self.optim_wrapper is not None:
             checkpoint[CHECKPOINT_KEY] = dump_training_state(
                 self.optim_wrapper, self.param_schedulers, save_grads=self.trainer.world_size == 1

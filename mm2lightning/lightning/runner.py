@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from mm2lightning.config import Config, ConfigError, import_custom_modules
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.evaluator.dist import broadcast_object
-from mm2lightning.lightning.callbacks import RunnerMeta, find_latest_checkpoint
+from mm2lightning.lightning.callbacks import find_latest_checkpoint
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
 from mm2lightning.lightning.runner_args import (
@@ -190,7 +190,7 @@ class Runner:
         self._seed_given = randomness.get("seed") is not None  # else drawn here, shared from rank 0 later
         self.deterministic: bool = bool(randomness.get("deterministic", False))
         self._diff_rank_seed = bool(randomness.get("diff_rank_seed", False))
-        self._meta: dict[str, Any] = dict(experiment_name=self.experiment_name)  # in checkpoints (RunnerMeta)
+        self._meta: dict[str, Any] = dict(experiment_name=self.experiment_name)  # MMEngine's checkpoint meta
         self.seed: int = -1
         # random, numpy, torch: before a model config is built, as MMEngine
         self._apply_seed(randomness["seed"] if self._seed_given else int(np.random.randint(2**31)))
@@ -209,6 +209,7 @@ class Runner:
             val_evaluator=val_evaluator,
             test_evaluator=test_evaluator,
         )
+        self.module.checkpoint_meta = self._meta  # the same dict: a seed settled later is saved too
         self._dataloaders = dict(train=train_dataloader, val=val_dataloader, test=test_dataloader)
         self._train_cfg = train_cfg
         self._hooks = (default_hooks, custom_hooks)
@@ -294,7 +295,7 @@ class Runner:
         kwargs.update(
             default_root_dir=self.work_dir,
             logger=loggers,
-            callbacks=[*callbacks, RunnerMeta(self._meta), *self._extra_callbacks],
+            callbacks=[*callbacks, *self._extra_callbacks],
             enable_checkpointing=False,  # checkpoints come from CheckpointHook (MMCheckpoint)
             num_sanity_val_steps=0,  # MMEngine validates only on schedule
             use_distributed_sampler=False,  # as MMEngine: the sampler (DefaultSampler) splits the data per rank

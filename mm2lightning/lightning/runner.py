@@ -60,6 +60,11 @@ class _SkipFirstBatches:
     def __len__(self) -> int:
         return len(self.sampler)
 
+    def __getattr__(self, name: str) -> Any:  # batch_size, drop_last, set_epoch, ... of the wrapped sampler
+        if name == "sampler":  # not set yet (e.g. while copying): no endless recursion
+            raise AttributeError(name)
+        return getattr(self.sampler, name)
+
 
 def _resume_in_epoch(loader: DataLoader, epoch: int, count: int) -> None:
     """Make ``loader``'s next pass epoch ``epoch``'s, ``count`` batches in, as MMEngine's loops resume mid-epoch.

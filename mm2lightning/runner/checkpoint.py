@@ -3,11 +3,10 @@
 MMEngine's ``Runner.save_checkpoint`` pickles objects (``HistoryBuffer``, numpy
 arrays and scalars) that ``torch.load(weights_only=True)`` refuses, and loading
 with ``weights_only=False`` would run whatever code the file names.
-:func:`load_checkpoint_file` loads through a private restricted unpickler
-(:mod:`mm2lightning.runner.safe_unpickler`): torch's default weights-only
-allowlist plus inert stand-ins for MMEngine's ``HistoryBuffer`` and for numeric
-numpy arrays and scalars. Anything else is refused with :class:`CheckpointError`,
-and no global state of torch is changed.
+:func:`load_checkpoint_file` loads with torch's weights-only unpickler plus
+inert stand-ins for MMEngine's ``HistoryBuffer`` and for numeric numpy arrays and
+scalars (:mod:`mm2lightning.runner.safe_unpickler`). Anything else is refused
+with :class:`CheckpointError`.
 
 :func:`to_mmengine` / :func:`convert_checkpoint` turn a Lightning checkpoint of
 ``MMLightningModule`` into MMEngine's layout (``meta``, ``state_dict``,
@@ -19,14 +18,22 @@ defaults to ``weights_only=True``.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import secrets
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from mm2lightning.runner.safe_unpickler import HistoryBufferData, RefusedGlobal, restricted_load
+from mm2lightning.runner.safe_unpickler import (
+    HistoryBufferData,
+    pickled_globals,
+    restricted_load,
+    torch_default_globals,
+)
 
 __all__ = [
     "CheckpointError",
@@ -50,6 +57,26 @@ class CheckpointError(ValueError):
     """A file or dict that is not a checkpoint this module can read, or one refused as unsafe to load."""
 
 
+def _describe(err: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, short, even for exceptions whose message cannot be built."""
+    try:
+        text = " ".join(str(err)[: 4 * limit].split())
+    except Exception:  # e.g. a RecursionError while formatting a deeply nested value
+        text = "<message not printable>"
+    return f"{type(err).__name__}: {text[:limit]}"
+
+
+def _refusal_reason(err: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler (or a stand-in) refused, from its multi-paragraph message."""
+    text = _describe(err, limit=2000)
+    for pattern in (r"the file refers to (.+?), and [^.]*", r"GLOBAL (\S+)", r"unrecognized function (\S+)"):
+        found = re.search(pattern, text)
+        if found:
+            return found.group(0) if pattern.startswith("the file") else f"it refers to {found.group(1)}"
+    detail = text.split("WeightsUnpickler error:", 1)[-1]
+    return f"torch's weights-only unpickler refused it ({detail.strip()[:300]})"
+
+
 def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint saved by MMEngine, by Lightning or by ``torch.save``, without running code from it.
 
@@ -70,20 +97,19 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy pickle
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (not a zip archive written by torch.save, the only format read)"
+        )
     try:
         checkpoint = restricted_load(path, map_location=map_location)
-    except RefusedGlobal as err:
+    except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"{path}: not loaded, because loading it could run code from the file: {err}. Only tensors, plain "
-            "Python data, numeric numpy arrays and MMEngine's HistoryBuffer are loaded."
+            f"{path}: not loaded, because loading it could run code from the file: {_refusal_reason(err)}. Only "
+            "tensors, plain Python data, numeric numpy arrays and MMEngine's HistoryBuffer are loaded."
         ) from None
-    except Exception as err:  # a damaged or malformed file: whatever the unpickler or numpy raised
-        message = " ".join(str(err).split())
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {message})") from err
+    except Exception as err:  # a damaged or malformed file: whatever torch or numpy raised
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_describe(err)})") from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: holds a {type(checkpoint).__name__}, not a checkpoint dict")
     return checkpoint
@@ -255,13 +281,12 @@ def save_checkpoint_atomic(obj: Any, path: str | os.PathLike[str], *, plain: boo
             torch.save(obj, file)
             file.flush()
             os.fsync(file.fileno())
-        if plain:
-            try:  # as a fresh torch.load(weights_only=True) would, whatever this process allowlisted
-                restricted_load(tmp, torch_only=True)
-            except RefusedGlobal as err:
+        if plain:  # as a fresh torch.load(weights_only=True) would see it, whatever this process allowlisted
+            extra = sorted(pickled_globals(tmp) - torch_default_globals())
+            if extra:
                 raise CheckpointError(
-                    f"{path}: not written, because torch.load(weights_only=True) would refuse it: {err}"
-                ) from None
+                    f"{path}: not written, because it would hold {extra}, which torch.load(weights_only=True) refuses"
+                )
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,32 +1,37 @@
-"""A private, restricted unpickler for ``torch.load``: tensors, plain data, MMEngine's HistoryBuffer, numpy numbers.
+"""Loading MMEngine checkpoints with torch's weights-only unpickler and inert stand-ins for what they pickle.
 
-``torch.load(weights_only=True)`` refuses MMEngine's checkpoints (they pickle
-``HistoryBuffer`` objects and numpy values), and widening its allowlist with
-``torch.serialization.safe_globals`` changes process-wide state and lets numpy
-rebuild arrays from whatever dtype a file describes. Instead, :func:`restricted_load`
-hands ``torch.load`` its own ``pickle_module`` whose unpickler resolves only:
+``torch.load(weights_only=True)`` refuses MMEngine's checkpoints: they pickle
+``HistoryBuffer`` objects and numpy values. Allowlisting the real numpy classes
+would let a file rebuild arrays from any dtype it describes (an object field over
+raw bytes reads a forged pointer). :func:`restricted_load` keeps torch's
+weights-only unpickler, which checks every opcode (what may be called, built,
+appended to), and allowlists, under MMEngine's and numpy's names, only stand-ins:
 
-* the globals ``torch.load(weights_only=True)`` allows by default (tensors, storages,
-  dtypes, ``OrderedDict``, ...), except tensor subclasses rebuilt with attributes;
-* MMEngine's ``HistoryBuffer`` as :class:`HistoryBufferData` (plain attributes), and
+* :class:`HistoryBufferData` for MMEngine's ``HistoryBuffer`` (plain attributes), and
   ``getattr(HistoryBuffer, 'min' | 'max' | 'current' | 'mean')``, which its pickled
   state names, answered by the name;
-* numpy arrays, dtypes and scalars, through stand-ins that accept boolean and numeric
-  dtypes only (no object, structured or sub-array dtypes) and check that the data's
-  length matches the shape, then copy the bytes into a new array.
+* numpy arrays, dtypes and scalars rebuilt from checked raw bytes, for boolean and
+  numeric dtypes only (no object, structured, string or datetime dtypes).
 
-Every other global is refused before anything of it runs: loading never runs code
-named by the file.
+The stand-ins are in torch's process-wide allowlist for the duration of a load
+only, under a lock (so that concurrent loads do not remove each other's); entries
+the process added under the same names step aside meanwhile and are restored.
+Sparse tensors are validated. Only ``torch.save``'s zip format is read.
 """
 
 from __future__ import annotations
 
 import math
 import pickle
-from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+import pickletools
 import re
-import types
-from typing import IO, Any
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,7 +63,7 @@ class HistoryBufferData:
 
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, dict):
-            raise pickle.UnpicklingError(f"HistoryBuffer state must be a dict, not {type(state).__name__}")
+            raise ValueError(f"HistoryBuffer state must be a dict, not {type(state).__name__}")
         self.log_history = state.get("_log_history")
         self.count_history = state.get("_count_history")
         self.max_length = state.get("max_length")
@@ -79,7 +84,12 @@ def _history_buffer_statistic(obj: Any, name: Any) -> str:
 
 # ------------------------------------------------------------------------------------------------- numpy
 class _NdarrayClass:
-    """Stands in for ``numpy.ndarray`` where a pickle passes the class as an argument."""
+    """Stands in for ``numpy.ndarray`` where a pickle passes the class as an argument; never built."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise RefusedGlobal("a numpy.ndarray object", "arrays are rebuilt through _reconstruct only")
 
 
 class _DtypeState:
@@ -94,7 +104,7 @@ class _DtypeState:
     def __setstate__(self, state: Any) -> None:
         # (version, byteorder, subarray, names, fields, elsize, alignment, flags) for a builtin dtype
         if not (isinstance(state, tuple) and len(state) == 8 and state[1] in ("<", ">", "|", "=")):
-            raise pickle.UnpicklingError(f"unexpected numpy dtype state {state!r}")
+            raise ValueError(f"unexpected numpy dtype state of {type(state).__name__}")
         if state[2:5] != (None, None, None) or state[5:7] != (-1, -1):
             raise RefusedGlobal("numpy.dtype with fields or sub-arrays", "only boolean and numeric dtypes are loaded")
         self.byteorder = state[1]
@@ -103,13 +113,18 @@ class _DtypeState:
     def dtype(self) -> Any:
         import numpy as np
 
-        dtype = np.dtype(self.code)
+        code = getattr(self, "code", None)  # absent when the file built the object without __init__
+        if type(self) is not _DtypeState or not isinstance(code, str) or not _NUMERIC_DTYPE.match(code):
+            raise RefusedGlobal(f"numpy.dtype({code!r})", "only boolean and numeric dtypes are loaded")
+        dtype = np.dtype(code)
+        if dtype.kind not in "biufc" or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+            raise RefusedGlobal(f"numpy.dtype({code!r})", "only boolean and numeric dtypes are loaded")
         return dtype.newbyteorder(self.byteorder) if self.byteorder in "<>" else dtype
 
 
 def _dtype_of(value: Any) -> Any:
-    if not isinstance(value, _DtypeState):
-        raise pickle.UnpicklingError(f"expected a numpy dtype, got {type(value).__name__}")
+    if type(value) is not _DtypeState:
+        raise ValueError(f"expected a numpy dtype, got {type(value).__name__}")
     return value.dtype
 
 
@@ -135,13 +150,13 @@ class _ArrayState:
 
         # (version, shape, dtype, is_fortran, raw data)
         if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[1], tuple)):
-            raise pickle.UnpicklingError(f"unexpected numpy array state of {type(state).__name__}")
+            raise ValueError(f"unexpected numpy array state of {type(state).__name__}")
         _, shape, dtype, is_fortran, data = state
         if not all(isinstance(n, int) and n >= 0 for n in shape):
-            raise pickle.UnpicklingError(f"bad numpy array shape {shape!r}")
+            raise ValueError(f"bad numpy array shape of {len(shape)} dimensions")
         dtype, data = _dtype_of(dtype), _as_bytes(data)
         if math.prod(shape) * dtype.itemsize != len(data):
-            raise pickle.UnpicklingError(
+            raise ValueError(
                 f"numpy array of shape {shape} and dtype {dtype} needs {math.prod(shape) * dtype.itemsize} bytes, "
                 f"the file holds {len(data)}"
             )
@@ -155,59 +170,28 @@ def _scalar(dtype: Any, data: Any) -> Any:
 
     dtype, data = _dtype_of(dtype), _as_bytes(data)
     if len(data) != dtype.itemsize:
-        raise pickle.UnpicklingError(f"numpy scalar of dtype {dtype} needs {dtype.itemsize} bytes, got {len(data)}")
+        raise ValueError(f"numpy scalar of dtype {dtype} needs {dtype.itemsize} bytes, got {len(data)}")
     return np.frombuffer(data, dtype=dtype)[0]
 
 
 def _empty_bytes(*args: Any) -> bytes:
     """Stands in for ``builtins.bytes``, which pickle protocol 2 calls without arguments for ``b''`` only."""
     if args:
-        raise RefusedGlobal(f"builtins.bytes with arguments {args!r:.40}", "only bytes() is allowed")
+        raise RefusedGlobal("builtins.bytes with arguments", "only bytes() is allowed")
     return b""
 
 
-def _allowed_globals() -> dict[str, Any]:
-    from torch._weights_only_unpickler import _get_allowed_globals  # torch's own default allowlist
-
-    allowed = {name: obj for name, obj in _get_allowed_globals().items() if name != "torch._tensor._rebuild_from_type_v2"}
-    allowed[_HISTORY_BUFFER] = HistoryBufferData
-    allowed["builtins.getattr"] = _history_buffer_statistic
-    allowed["builtins.bytes"] = _empty_bytes
-    allowed["numpy.ndarray"] = _NdarrayClass
-    allowed["numpy.dtype"] = _DtypeState
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # the names numpy 1.x / 2.x write
-        allowed[f"{module}._reconstruct"] = _ArrayState
-        allowed[f"{module}.scalar"] = _scalar
-    return allowed
-
-
-def _torch_only_globals() -> dict[str, Any]:
-    from torch._weights_only_unpickler import _get_allowed_globals
-
-    return dict(_get_allowed_globals())
-
-
-class _Unpickler(pickle.Unpickler):
-    allowed: dict[str, Any] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in NAME_MAPPING:  # protocol 2 writes Python 2 names (e.g. __builtin__.getattr)
-            module, name = NAME_MAPPING[(module, name)]
-        elif module in IMPORT_MAPPING:
-            module = IMPORT_MAPPING[module]
-        qualified = f"{module}.{name}"
-        if qualified not in self.allowed:
-            raise RefusedGlobal(qualified)
-        return self.allowed[qualified]
-
-
-def _pickle_module(allowed: dict[str, Any]) -> types.SimpleNamespace:
-    unpickler = type("RestrictedUnpickler", (_Unpickler,), {"allowed": allowed})
-
-    def load(file: IO[bytes], **kwargs: Any) -> Any:
-        return unpickler(file, **kwargs).load()
-
-    return types.SimpleNamespace(__name__="mm2lightning_restricted_pickle", Unpickler=unpickler, load=load)
+_NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")  # the names numpy 1.x / 2.x write
+_STAND_INS: list[tuple[Any, str]] = [
+    (HistoryBufferData, _HISTORY_BUFFER),
+    (_history_buffer_statistic, "builtins.getattr"),
+    (_empty_bytes, "builtins.bytes"),
+    (_NdarrayClass, "numpy.ndarray"),
+    (_DtypeState, "numpy.dtype"),
+    *[(_ArrayState, f"{module}._reconstruct") for module in _NUMPY_MODULES],
+    *[(_scalar, f"{module}.scalar") for module in _NUMPY_MODULES],
+]
+_LOAD_LOCK = threading.Lock()  # one load at a time holds the stand-ins in torch's allowlist
 
 
 def _materialize(obj: Any, seen: set[int] | None = None) -> Any:
@@ -233,18 +217,61 @@ def _materialize(obj: Any, seen: set[int] | None = None) -> Any:
     return obj
 
 
-def restricted_load(file: Any, map_location: Any = "cpu", *, torch_only: bool = False) -> Any:
-    """``torch.load`` through the restricted unpickler described in this module's docstring.
+def _name(entry: Any) -> str:
+    return entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
 
-    Args:
-        file: A path or a binary file object.
-        map_location: As ``torch.load``'s.
-        torch_only: Resolve only what ``torch.load(weights_only=True)`` allows by default (no MMEngine or numpy
-            stand-ins), e.g. to check that a file loads anywhere.
+
+@contextmanager
+def _stand_ins_allowed() -> Iterator[None]:
+    """The stand-ins in torch's allowlist for one load; entries of the process under the same names step aside."""
+    names = {name for _, name in _STAND_INS}
+    before = torch.serialization.get_safe_globals()
+    with _LOAD_LOCK:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals([g for g in before if _name(g) not in names] + _STAND_INS)
+        try:
+            yield
+        finally:
+            torch.serialization.clear_safe_globals()
+            torch.serialization.add_safe_globals(before)
+
+
+def restricted_load(path: str | Path, map_location: Any = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` of a ``torch.save`` zip file, with the stand-ins of this module.
+
+    Sparse tensors are validated (torch skips it by default).
 
     Raises:
-        RefusedGlobal: The file names a global outside the allowlist.
+        pickle.UnpicklingError: torch's weights-only unpickler or a stand-in refused a global or an object (the
+            message names it).
+        ValueError: Malformed numpy or HistoryBuffer data.
     """
-    allowed = _torch_only_globals() if torch_only else _allowed_globals()
-    loaded = torch.load(file, map_location=map_location, weights_only=False, pickle_module=_pickle_module(allowed))
-    return loaded if torch_only else _materialize(loaded)
+    with _stand_ins_allowed(), torch.sparse.check_sparse_tensor_invariants():
+        loaded = torch.load(path, map_location=map_location, weights_only=True)
+    return _materialize(loaded)
+
+
+def pickled_globals(path: str | Path) -> set[str]:
+    """The globals the pickle in a ``torch.save`` zip file names (``module.name``), read without unpickling."""
+    with zipfile.ZipFile(path) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+        data = archive.read(name)
+    found = set()
+    for opcode, arg, _ in pickletools.genops(data):
+        if opcode.name == "STACK_GLOBAL":  # protocol 4+: names come from the stack; torch.save writes protocol 2
+            found.add("<STACK_GLOBAL>")
+        elif opcode.name in ("GLOBAL", "INST"):
+            module, qualname = arg.split(" ", 1)
+            if (module, qualname) in NAME_MAPPING:
+                module, qualname = NAME_MAPPING[(module, qualname)]
+            elif module in IMPORT_MAPPING:
+                module = IMPORT_MAPPING[module]
+            found.add(f"{module}.{qualname}")
+    return found
+
+
+def torch_default_globals() -> set[str]:
+    """The globals ``torch.load(weights_only=True)`` allows without any ``add_safe_globals``."""
+    from torch._weights_only_unpickler import _get_allowed_globals
+
+    return set(_get_allowed_globals())

@@ -210,6 +210,8 @@ METRICS = Registry("metric")
 DATASETS = Registry("dataset")
 DATA_SAMPLERS = Registry("data sampler")
 FUNCTIONS = Registry("function")
+HOOKS = Registry("hook")
+WEIGHT_INITIALIZERS = Registry("weight initializer")
 
 
 def _register_torch_optimizers() -> None:
@@ -225,6 +227,7 @@ __all__ = [
     "DATASETS",
     "DATA_SAMPLERS",
     "FUNCTIONS",
+    "HOOKS",
     "METRICS",
     "MODELS",
     "MODEL_WRAPPERS",
@@ -232,6 +235,7 @@ __all__ = [
     "OPTIM_WRAPPERS",
     "OPTIM_WRAPPER_CONSTRUCTORS",
     "PARAM_SCHEDULERS",
+    "WEIGHT_INITIALIZERS",
     "Registry",
     "RegistryError",
     "build_from_cfg",

@@ -10,7 +10,7 @@ from typing import Any
 from torch.utils.data import DataLoader, IterableDataset
 
 from mm2lightning.dataset.utils import worker_init_fn as default_worker_init_fn
-from mm2lightning.evaluator.dist import get_rank, get_world_size
+from mm2lightning.dist import get_rank, get_world_size
 from mm2lightning.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS
 
 _SAMPLER_EXAMPLE = "dict(type='DefaultSampler', shuffle=True)"

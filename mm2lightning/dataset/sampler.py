@@ -11,23 +11,11 @@ import itertools
 import math
 from collections.abc import Iterator, Sized
 
-import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from mm2lightning.evaluator.dist import broadcast_object, get_rank, get_world_size
+from mm2lightning.dist import get_rank, get_world_size, sync_random_seed
 from mm2lightning.registry import DATA_SAMPLERS
-
-
-def sync_random_seed() -> int:
-    """Draw a random seed from numpy's global RNG and share rank 0's with every rank.
-
-    As ``mmengine.dist.sync_random_seed``: every rank draws
-    ``np.random.randint(2**31)`` (so numpy's global state advances alike), then
-    all ranks use rank 0's value. Every rank must call it.
-    """
-    seed = int(np.random.randint(2**31))
-    return broadcast_object(seed)
 
 
 @DATA_SAMPLERS.register_module()

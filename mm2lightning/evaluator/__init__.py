@@ -2,7 +2,7 @@
 
 Importing this package imports neither Lightning nor torchmetrics.
 
-The distributed helpers metrics use live in :mod:`mm2lightning.evaluator.dist`.
+The distributed helpers metrics use live in :mod:`mm2lightning.dist`.
 
 Example:
     >>> from mm2lightning.evaluator import Evaluator, TorchMetricsAdapter
@@ -10,7 +10,6 @@ Example:
 """
 
 from mm2lightning.evaluator.builder import build_evaluator
-from mm2lightning.evaluator.dist import collect_results
 from mm2lightning.evaluator.evaluator import Evaluator
 from mm2lightning.evaluator.metric import BaseMetric, DumpResults
 from mm2lightning.evaluator.torchmetrics_adapter import TorchMetricsAdapter
@@ -22,6 +21,5 @@ __all__ = [
     "Evaluator",
     "TorchMetricsAdapter",
     "build_evaluator",
-    "collect_results",
     "get_metric_value",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor
 
-from mm2lightning.evaluator.dist import COLLECT_DEVICES, broadcast_object, collect_results, get_rank
+from mm2lightning.dist import COLLECT_DEVICES, broadcast_object, collect_results, get_rank
 from mm2lightning.registry import METRICS
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class BaseMetric(metaclass=ABCMeta):
 
     Args:
         collect_device: How results are gathered across ranks: ``'cpu'`` or
-            ``'gpu'`` (see :func:`~mm2lightning.evaluator.collect_results`).
+            ``'gpu'`` (see :func:`~mm2lightning.dist.collect_results`).
         prefix: Put before every metric name as ``'{prefix}/{name}'`` to tell
             apart metrics of the same name. Defaults to ``default_prefix``.
         collect_dir: A directory shared by all ranks to gather results through

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from mm2lightning.evaluator.dist import get_rank, get_world_size
+from mm2lightning.dist import get_rank, get_world_size
 from mm2lightning.evaluator.metric import _to_cpu, add_prefix
 from mm2lightning.registry import METRICS
 

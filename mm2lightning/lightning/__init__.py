@@ -1,7 +1,9 @@
-"""Everything that imports Lightning: the LightningModule bridge and the optim-wrapper backend."""
+"""Everything that imports Lightning: the LightningModule bridge, the optim-wrapper backend and the hook driver."""
 
 from mm2lightning.lightning.backend import LightningBackend
+from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.module import MMLightningModule
+from mm2lightning.lightning.runner_view import RunnerView
 from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
 
-__all__ = ["LightningBackend", "MMDDPStrategy", "MMLightningModule", "SeparateDDPStrategy"]
+__all__ = ["HookDriver", "LightningBackend", "MMDDPStrategy", "MMLightningModule", "RunnerView", "SeparateDDPStrategy"]

@@ -1,23 +1,29 @@
-"""The per-iteration log path: hand ``train_step``'s ``log_vars`` to Lightning only when they are written.
+"""The per-iteration log path: feed the MessageHub as MMEngine's ``RuntimeInfoHook``, log at log steps only.
 
-Each ``LightningModule.log`` call costs about half a millisecond on a CPU, more
-than a whole iteration of a small model. Lightning writes step values to its
-loggers only every ``log_every_n_steps`` batches, so :class:`TrainLogPath` calls
-``log`` on exactly those batches (and when training stops), with the values of
-that batch: what the loggers receive is the same as logging every step, for a
-per-step cost of one integer check. The optional epoch means are kept as
-on-device running sums (no host sync).
+Every iteration, :class:`TrainLogPath` hands ``train_step``'s ``log_vars``, the
+learning rates and the clipped gradient norm to the ``MessageHub`` as device
+tensors (no host sync: the hub's buffers convert them when read) and keeps the
+runtime information (``iter``, ``epoch``, ...) up to date. Only on the batches
+Lightning writes step logs (``log_every_n_steps``, and when training stops) does
+it read the hub through the :class:`~mm2lightning.runner.LogProcessor` (window
+means, as MMEngine's ``LoggerHook`` writes) and call ``LightningModule.log``,
+which costs about half a millisecond: the per-step cost is a few list appends.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 
+from mm2lightning.logging import MessageHub, MMLogger
 from mm2lightning.optim import OptimWrapper, OptimWrapperDict
+from mm2lightning.runner.log_processor import LogProcessor
 
 
 def batch_size(batch: Any) -> int:
@@ -33,37 +39,137 @@ def batch_size(batch: Any) -> int:
     return 1
 
 
-def _wrappers(optim_wrapper: OptimWrapper) -> list[tuple[str, OptimWrapper]]:
-    if isinstance(optim_wrapper, OptimWrapperDict):
-        return [(f"{name}.", wrapper) for name, wrapper in optim_wrapper.items()]
-    return [("", optim_wrapper)]
+def build_log_processor(cfg: LogProcessor | Mapping[str, Any] | None) -> LogProcessor:
+    """A ``LogProcessor`` from MMEngine's ``log_processor`` argument (``None``: the default one).
+
+    Raises:
+        TypeError: ``cfg`` is not a LogProcessor, a dict or ``None``, or names another ``type``.
+    """
+    if cfg is None:
+        return LogProcessor()
+    if isinstance(cfg, LogProcessor):
+        return cfg
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"log_processor should be a LogProcessor object or dict, but got {cfg!r}")
+    cfg = dict(cfg)
+    cls = cfg.pop("type", LogProcessor)
+    if cls == "LogProcessor":
+        cls = LogProcessor
+    if not (isinstance(cls, type) and issubclass(cls, LogProcessor)):
+        raise TypeError(
+            f"log_processor type {cls!r} is not supported: give 'LogProcessor' (or leave 'type' out), or a "
+            "mm2lightning.runner.LogProcessor subclass or instance"
+        )
+    return cls(**cfg)
+
+
+def _is_scalar(value: Any) -> bool:
+    """MMEngine's ``RuntimeInfoHook`` rule: a number, or an array or tensor of one element."""
+    if isinstance(value, np.ndarray):
+        return value.size == 1
+    if isinstance(value, (int, float, np.number)):
+        return True
+    return isinstance(value, torch.Tensor) and value.numel() == 1
+
+
+class _Sized:
+    def __init__(self, length: float) -> None:
+        self._length = int(length) if math.isfinite(length) else 0  # 0: unknown length
+
+    def __len__(self) -> int:
+        return self._length
+
+
+class _Loop:
+    def __init__(self, length: float) -> None:
+        self.dataloader = _Sized(length)
+
+
+class _RunnerState:
+    """What ``LogProcessor`` reads from MMEngine's Runner, with MMEngine's counters, at one point."""
+
+    def __init__(self, module: pl.LightningModule, hub: MessageHub, iteration: int, epoch: int) -> None:
+        trainer = module.trainer
+        self.message_hub = hub
+        self.model = module._step_model
+        self.iter = iteration
+        self.epoch = epoch
+        by_epoch = trainer.max_epochs not in (None, -1)
+        self.max_epochs = trainer.max_epochs if by_epoch else 1
+        self.max_iters = module.max_iters
+        self._train_loop = self if trainer.state.fn == TrainerFn.FITTING else None
+        self.train_loop = _Loop(trainer.num_training_batches)
+        self.val_loop = _Loop(sum(trainer.num_val_batches))
+        self.test_loop = _Loop(sum(trainer.num_test_batches))
 
 
 class TrainLogPath:
-    """Logs ``log_vars``, the learning rates and ``grad_norm`` from ``training_step``, cheaply.
+    """Feeds the module's ``message_hub`` as MMEngine's ``RuntimeInfoHook`` and logs the ``LogProcessor``'s
+    values to Lightning's loggers on the steps they are written.
 
-    Keys: every ``log_vars`` key (``loss`` also on the progress bar), the first
-    group's rate of each wrapper as ``lr`` (``<name>.lr`` for an
-    ``OptimWrapperDict``, plus ``base_lr`` where there are several groups), and
-    ``grad_norm`` (``<name>.grad_norm``) for wrappers that clip by norm. With
-    ``epoch_means``, each ``log_vars`` key's mean over the epoch is logged as
-    ``<key>_epoch`` at the end of the epoch. Values are rank-local, as in MMEngine.
+    The hub gets, per iteration, ``train/<key>`` for each ``log_vars`` key, the
+    first group's rates (``train/lr``, ``train/base_lr``, ``train/<name>.lr`` for
+    an ``OptimWrapperDict``: ``get_lr()``'s names) as they were for the
+    iteration, and ``train/grad_norm`` on iterations that clip by norm; runtime
+    information ``iter``, ``epoch``, ``max_iters``, ``max_epochs`` and
+    ``dataset_meta``; ``val/<metric>`` / ``test/<metric>`` after evaluation.
+    ``iter`` and ``epoch`` are advanced at the end of an iteration or epoch for
+    the next one, so ``train_step`` reads MMEngine's values (a validation in the
+    middle of training reads the next iteration's ``iter``). At log steps the
+    loggers get :meth:`LogProcessor.get_log_after_iter`'s values (``loss`` also on
+    the progress bar), and its text line goes to the current ``MMLogger`` when
+    one was created (the ``Runner`` creates one). With ``epoch_means``, each
+    ``log_vars`` key's epoch mean is logged as ``<key>_epoch``.
 
     Args:
-        module: The LightningModule that logs.
+        module: The LightningModule that logs (its ``message_hub`` is fed).
         epoch_means: Also log epoch means.
+        log_processor: A ``LogProcessor`` or its config (``None``: MMEngine's default, window 10).
     """
 
-    def __init__(self, module: pl.LightningModule, epoch_means: bool = False) -> None:
+    def __init__(
+        self,
+        module: pl.LightningModule,
+        epoch_means: bool = False,
+        log_processor: LogProcessor | Mapping[str, Any] | None = None,
+    ) -> None:
         self._module = module
+        self.log_processor = build_log_processor(log_processor)
         self._epoch_means = epoch_means
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
+        self._names: dict[str, str] = {}  # log_vars key -> train/<key>
+        self._lrs: list[tuple[str, float]] = []  # the rates of the coming iteration
+        self._clipped: list[tuple[OptimWrapper, Any]] = []  # wrappers clipping by norm, their last grad_norm
 
+    # ------------------------------------------------------------------ training
     def on_train_start(self) -> None:
-        """Cache what the per-iteration check reads."""
-        self._trainer = self._module.trainer
-        self._epoch_loop = self._trainer.fit_loop.epoch_loop
+        """Record the run's runtime information and cache what the per-iteration path reads."""
+        module = self._module
+        self._trainer = trainer = module.trainer
+        self._epoch_loop = trainer.fit_loop.epoch_loop
+        self._hub = hub = self._message_hub()
+        self._by_epoch = trainer.max_epochs not in (None, -1)
+        hub.update_info("epoch", trainer.current_epoch if self._by_epoch else 0)
+        hub.update_info("iter", trainer.global_step)
+        hub.update_info("max_epochs", trainer.max_epochs if self._by_epoch else 1)
+        hub.update_info("max_iters", module.max_iters)
+        dataset = getattr(trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "metainfo"):
+            hub.update_info("dataset_meta", dataset.metainfo)
+        optim_wrapper = module.optim_wrapper
+        wrappers = optim_wrapper.values() if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+        self._clipped = [(wrapper, wrapper.grad_norm) for wrapper in wrappers if wrapper.clip_grad_kwargs]
+        self._read_lrs()
+
+    def _message_hub(self) -> MessageHub:
+        if self._module.message_hub is None:
+            self._module.message_hub = MessageHub.get_current_instance()
+        return self._module.message_hub
+
+    def _read_lrs(self) -> None:
+        """Read the rates the next iteration uses (MMEngine reads them in ``before_train_iter``)."""
+        self._lrs = [(f"train/{name}", rates[0]) for name, rates in self._module.optim_wrapper.get_lr().items()]
 
     def _should_log(self) -> bool:
         """Whether Lightning writes this batch's step logs (its ``should_update_logs``, for the fit loop)."""
@@ -71,29 +177,81 @@ class TrainLogPath:
         return bool(every_n) and ((self._epoch_loop._batches_that_stepped + 1) % every_n == 0 or self._trainer.should_stop)
 
     def after_train_iter(self, log_vars: Mapping[str, torch.Tensor], batch: Any, optim_wrapper: OptimWrapper) -> None:
-        """Called once per iteration with ``train_step``'s output."""
+        """Called once per iteration with ``train_step``'s output (after the schedulers stepped)."""
+        hub = self._hub
+        for key, rate in self._lrs:
+            hub.update_scalar(key, rate)
+        for index, (wrapper, seen) in enumerate(self._clipped):
+            if wrapper.grad_norm is not seen:  # clipped in this iteration
+                hub.update_scalar("train/grad_norm", wrapper.grad_norm)
+                self._clipped[index] = (wrapper, wrapper.grad_norm)
+        names = self._names
+        for key, value in log_vars.items():
+            name = names.get(key)
+            if name is None:
+                name = names[key] = f"train/{key}"
+            hub.update_scalar(name, value)
         if self._epoch_means:
             for key, value in log_vars.items():
                 value = value.detach()
                 self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
                 self._counts[key] = self._counts.get(key, 0) + 1
-        if not self._should_log():
-            return
-        values = {key: value.detach() for key, value in log_vars.items()}
-        for prefix, wrapper in _wrappers(optim_wrapper):
-            values.update({f"{prefix}{key}": rates[0] for key, rates in wrapper.get_lr().items()})
-            if wrapper.grad_norm is not None:
-                values[f"{prefix}grad_norm"] = wrapper.grad_norm
+        if self._should_log():
+            self._log(batch)
+        # for the next iteration (MMEngine's before_train_iter), unless this was the last one
+        trainer = self._trainer
+        self._read_lrs()
+        if not 0 < self._module.max_iters <= trainer.global_step:
+            hub.update_info("iter", trainer.global_step)
+
+    def _log(self, batch: Any) -> None:
+        trainer = self._trainer
+        epoch = trainer.current_epoch if self._by_epoch else 0
+        state = _RunnerState(self._module, self._hub, trainer.global_step - 1, epoch)
+        tag, log_str = self.log_processor.get_log_after_iter(state, self._epoch_loop.batch_idx, "train")
+        if MMLogger._instance_dict:
+            MMLogger.get_current_instance().info(log_str)
+        values = {key: value for key, value in tag.items() if key not in ("epoch", "iter")}  # Lightning's own
         size = batch_size(batch)
         if "loss" in values:
             self._module.log("loss", values.pop("loss"), prog_bar=True, batch_size=size)
         self._module.log_dict(values, batch_size=size)
 
     def on_train_epoch_end(self) -> None:
-        """Log and reset the epoch means (when enabled)."""
-        if not self._sums:
+        """Log the epoch means (when enabled); ready ``epoch`` and the rates for the next epoch."""
+        if self._sums:
+            means = {f"{key}_epoch": total / self._counts[key] for key, total in self._sums.items()}
+            self._sums.clear()
+            self._counts.clear()
+            self._module.log_dict(means, on_step=False, on_epoch=True, batch_size=1)
+        trainer = self._trainer
+        self._read_lrs()  # epoch schedulers may have stepped here
+        max_iters = self._module.max_iters
+        finished = trainer.should_stop or 0 < max_iters <= trainer.global_step
+        if self._by_epoch and trainer.current_epoch + 1 < trainer.max_epochs and not finished:
+            self._hub.update_info("epoch", trainer.current_epoch + 1)
+
+    # ---------------------------------------------------------------- evaluation
+    def after_evaluation(self, stage: str, metrics: Mapping[str, Any]) -> None:
+        """Record ``val/<name>`` (``test/<name>``) as MMEngine's ``RuntimeInfoHook``: scalars in the buffers,
+        others as runtime information; print the ``LogProcessor``'s epoch line to a created ``MMLogger``."""
+        trainer = self._module.trainer
+        if trainer.sanity_checking:
             return
-        means = {f"{key}_epoch": total / self._counts[key] for key, total in self._sums.items()}
-        self._sums.clear()
-        self._counts.clear()
-        self._module.log_dict(means, on_step=False, on_epoch=True, batch_size=1)
+        hub = self._message_hub()
+        for key, value in metrics.items():
+            if _is_scalar(value):
+                hub.update_scalar(f"{stage}/{key}", value)
+            else:
+                hub.update_info(f"{stage}/{key}", value)
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        if fitting:
+            self._read_lrs()  # ReduceOnPlateau may have stepped
+        if MMLogger._instance_dict:
+            loop = self._epoch_loop if fitting else None
+            epoch_done = loop is not None and loop.batch_progress.is_last_batch
+            epoch = trainer.current_epoch + epoch_done if fitting and trainer.max_epochs not in (None, -1) else 0
+            state = _RunnerState(self._module, hub, trainer.global_step, epoch)
+            length = len(state.val_loop.dataloader if stage == "val" else state.test_loop.dataloader)
+            _, log_str = self.log_processor.get_log_after_epoch(state, length, stage)
+            MMLogger.get_current_instance().info(log_str)

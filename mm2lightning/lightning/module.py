@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -15,11 +15,14 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
 from mm2lightning.lightning.backend import LightningBackend
+from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.logging import TrainLogPath
+from mm2lightning.logging import MessageHub
 from mm2lightning.lightning.state import CHECKPOINT_KEY, dump_training_state, load_training_state
 from mm2lightning.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mm2lightning.optim.scheduler import build_param_schedulers
 from mm2lightning.registry import MODELS
+from mm2lightning.runner.log_processor import LogProcessor
 
 # ModelCheckpoint(every_n_train_steps) warns under manual optimization that it saves the weights after the
 # optimizer step. That is what MMEngine's CheckpointHook saves too (after_train_iter), so the warning is noise here.
@@ -132,6 +135,15 @@ class MMLightningModule(pl.LightningModule):
         test_evaluator: The same for ``test_step``, logged as ``test/<name>``.
         log_epoch_means: Also log the epoch mean of each ``log_vars`` key as
             ``<key>_epoch``.
+        log_processor: MMEngine's ``log_processor``: a ``LogProcessor`` or its
+            config dict (``None``: the default, window 10). The loggers get its
+            values at log steps: window means of the ``loss``/``grad_norm`` keys,
+            the latest learning rates, ``custom_cfg``'s statistics.
+        hooks: MMEngine hooks (``mm2lightning.hooks.Hook`` or ``mmengine.hooks.Hook``
+            instances, or ``HOOKS`` config dicts with an optional ``priority``), or a
+            :class:`~mm2lightning.lightning.HookDriver`. They run at MMEngine's points
+            through one callback the module adds to the Trainer (see ``HookDriver``);
+            without hooks nothing is added.
     """
 
     def __init__(
@@ -142,6 +154,8 @@ class MMLightningModule(pl.LightningModule):
         val_evaluator: Any = None,
         test_evaluator: Any = None,
         log_epoch_means: bool = False,
+        log_processor: LogProcessor | Mapping[str, Any] | None = None,
+        hooks: HookDriver | Sequence[Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -154,7 +168,9 @@ class MMLightningModule(pl.LightningModule):
         self.optim_wrapper: OptimWrapper | None = None
         self.param_schedulers: list[Any] | dict[str, list[Any]] = []
         self._backend = LightningBackend(self)
-        self._log_path = TrainLogPath(self, epoch_means=log_epoch_means)
+        # fed every iteration as MMEngine's RuntimeInfoHook does (the current MessageHub at train start if None)
+        self.message_hub: MessageHub | None = None
+        self._log_path = TrainLogPath(self, epoch_means=log_epoch_means, log_processor=log_processor)
         self._max_iters = -1
         self._iter_schedulers: list[Any] = []
         self._epoch_schedulers: list[Any] = []
@@ -166,6 +182,9 @@ class MMLightningModule(pl.LightningModule):
         # that holds training state when not empty; a method of the module, not a callback: nothing per step.
         self.checkpoint_meta: dict[str, Any] = {}
         self.test_metrics: dict[str, Any] = {}
+        if hooks is not None and not isinstance(hooks, HookDriver):
+            hooks = HookDriver(hooks) if len(hooks) else None
+        self.hook_driver: HookDriver | None = hooks  # None: no callback, no cost per iteration
 
     @staticmethod
     def _build_evaluator(cfg: Any) -> Any:
@@ -200,10 +219,13 @@ class MMLightningModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ setup
     def configure_callbacks(self) -> list[pl.Callback]:
-        """Reject Trainer flags that cannot apply to ``train_step``-driven training (runs before Lightning's checks)."""
+        """The hook driver (unless the Trainer has it already); reject Trainer flags that cannot apply to
+        ``train_step``-driven training (this runs before Lightning's own checks)."""
         trainer = self.trainer
+        driver = self.hook_driver
+        callbacks = [driver] if driver is not None and driver not in trainer.callbacks else []
         if trainer.state.fn != TrainerFn.FITTING:
-            return []
+            return callbacks
         if trainer.accumulate_grad_batches != 1:
             raise MisconfigurationException(
                 f"Trainer(accumulate_grad_batches={trainer.accumulate_grad_batches}) cannot apply: the optim wrapper "
@@ -217,7 +239,7 @@ class MMLightningModule(pl.LightningModule):
                 f"optim_wrapper=dict(optimizer=..., clip_grad=dict(max_norm={trainer.gradient_clip_val})) "
                 "(or dict(type='value', clip_value=...))."
             )
-        return []
+        return callbacks
 
     def configure_optimizers(self) -> list[Any]:
         """Build the optim wrapper(s) and parameter schedulers; hand the raw optimizers to Lightning."""
@@ -287,6 +309,10 @@ class MMLightningModule(pl.LightningModule):
         self._log_path.after_train_iter(log_vars, batch, self.optim_wrapper)
         return log_vars
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.hook_driver is not None:  # after the callbacks' on_train_batch_end
+            self.hook_driver.after_train_batch(self.trainer, batch_idx)
+
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         self._backend.run_before_step()
 
@@ -302,8 +328,11 @@ class MMLightningModule(pl.LightningModule):
         self._log_path.on_train_epoch_end()
 
     # ------------------------------------------------------------- evaluation
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate_step(self.val_evaluator, "val", self._step_model.val_step(batch), batch)
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        """``val_step``'s outputs go to the evaluator, and to hooks' ``after_val_iter`` as ``outputs``."""
+        outputs = self._step_model.val_step(batch)
+        self._evaluate_step(self.val_evaluator, "val", outputs, batch)
+        return outputs
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._evaluate_epoch(self.val_evaluator, "val", self.trainer.val_dataloaders)
@@ -311,12 +340,16 @@ class MMLightningModule(pl.LightningModule):
         if self.trainer.state.fn == TrainerFn.FITTING and not self.trainer.sanity_checking:
             for scheduler in self._plateau_schedulers:
                 scheduler.step(metrics)
+        self._log_path.after_evaluation("val", metrics)
 
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate_step(self.test_evaluator, "test", self._step_model.test_step(batch), batch)
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        outputs = self._step_model.test_step(batch)
+        self._evaluate_step(self.test_evaluator, "test", outputs, batch)
+        return outputs
 
     def on_test_epoch_end(self) -> None:
         self.test_metrics = self._evaluate_epoch(self.test_evaluator, "test", self.trainer.test_dataloaders)
+        self._log_path.after_evaluation("test", self.test_metrics)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         """The model's predictions: ``forward(mode='predict')`` after preprocessing (as ``test_step``)."""
@@ -350,7 +383,12 @@ class MMLightningModule(pl.LightningModule):
             checkpoint[CHECKPOINT_KEY] = dump_training_state(
                 self.optim_wrapper, self.param_schedulers, save_grads=self.trainer.world_size == 1
             )
+        if self.hook_driver is not None:  # last: hooks see (and may change) all of it
+            self.hook_driver.before_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Runs before configure_optimizers builds the wrappers: applied in on_train_start.
+        # Runs before the weights are loaded (hooks may change them) and before configure_optimizers builds the
+        # wrappers (their state is applied in on_train_start).
+        if self.hook_driver is not None:
+            self.hook_driver.after_load_checkpoint(checkpoint, resume=self.trainer.state.fn == TrainerFn.FITTING)
         self._resume_state = checkpoint.get(CHECKPOINT_KEY)

@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader
 
 from mm2lightning.config import Config, ConfigError, import_custom_modules
 from mm2lightning.dataset import build_dataloader
-from mm2lightning.evaluator.dist import broadcast_object
+from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.callbacks import find_latest_checkpoint
+from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
 from mm2lightning.lightning.runner_args import (
@@ -33,6 +34,7 @@ from mm2lightning.lightning.runner_args import (
     scale_lr,
     train_loop_trainer_args,
 )
+from mm2lightning.logging import MessageHub, MMLogger
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.registry import MODELS
 from mm2lightning.runner.checkpoint import (
@@ -42,6 +44,7 @@ from mm2lightning.runner.checkpoint import (
     model_state_dict,
     save_checkpoint_atomic,
 )
+from mm2lightning.runner.log_processor import LogProcessor
 
 class _SkipFirstBatches:
     """Wraps a DataLoader's (batch) sampler: its next pass starts ``count`` batches in; later passes are whole."""
@@ -110,8 +113,18 @@ class Runner:
         callbacks: Extra Lightning callbacks (``custom_hooks`` takes them too).
         loggers: Lightning loggers to use instead of the CSV/TensorBoard ones.
 
-    Not supported (a clear error): ``launcher='mpi'``, ``train_cfg.dynamic_intervals``, MMEngine hook objects in
-    ``custom_hooks`` (port them to Lightning callbacks). ``log_processor``, ``log_level``, ``visualizer``,
+    ``default_hooks`` other than MMEngine's built-in ones and ``custom_hooks`` (MMEngine hooks: instances of
+    ``mm2lightning.hooks.Hook`` or ``mmengine.hooks.Hook``, or ``HOOKS`` configs) run through a
+    :class:`~mm2lightning.lightning.HookDriver` at MMEngine's points, with a runner view
+    (:class:`~mm2lightning.lightning.RunnerView`) as ``runner``; Lightning callbacks in ``custom_hooks`` are
+    added to the Trainer as they are.
+
+    As MMEngine, ``runner.logger`` is an ``MMLogger`` (``log_level``) writing ``work_dir/<timestamp>/<timestamp>.log``
+    and ``runner.message_hub`` the experiment's ``MessageHub``, fed every iteration; at each log step the Lightning
+    loggers get ``log_processor``'s values (window means of the losses by default) and ``runner.logger`` prints its
+    ``Epoch(train) [e][i/n] ...`` line.
+
+    Not supported (a clear error): ``launcher='mpi'``, ``train_cfg.dynamic_intervals``. ``visualizer``,
     ``default_scope`` and ``env_cfg`` are accepted and have no effect: Lightning's loggers and environment
     take their place.
     """
@@ -138,7 +151,7 @@ class Runner:
         resume: bool = False,
         launcher: Launcher = "none",
         env_cfg: Mapping[str, Any] | None = None,
-        log_processor: Mapping[str, Any] | None = None,
+        log_processor: LogProcessor | Mapping[str, Any] | None = None,
         log_level: str | int = "INFO",
         visualizer: Any = None,
         default_scope: str = "mmengine",
@@ -182,6 +195,12 @@ class Runner:
         self.timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
         name = experiment_name or (Path(self.cfg.filename).stem if self.cfg.filename else None)
         self.experiment_name = f"{name}_{self.timestamp}" if name else self.timestamp  # as MMEngine
+        log_dir = self.work_dir / self.timestamp  # as MMEngine: the text log beside the metrics
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.logger = MMLogger.get_instance(
+            self.experiment_name, log_file=str(log_dir / f"{self.timestamp}.log"), log_level=log_level, file_mode="a"
+        )
+        self.message_hub = MessageHub.get_instance(self.experiment_name)
         self.load_from = load_from
         self.resume = resume
         self._loaded_weights = False  # as MMEngine: load_from applies once, in the first train/val/test
@@ -207,17 +226,27 @@ class Runner:
             model = MODELS.build(model)
         if auto_scale_lr and auto_scale_lr.get("enable", False) and optim_wrapper is not None:
             optim_wrapper = scale_lr(optim_wrapper, self._lr_scale(auto_scale_lr, train_dataloader))
+        self._loop_flags, self._schedule = (
+            train_loop_trainer_args(train_cfg) if train_cfg is not None else ({}, None)
+        )
+        epoch_based_loop = self._schedule is None or self._schedule.by_epoch
+        # As MMEngine, hooks are built and ordered here; the built-in ones become callbacks and Trainer arguments.
+        self._hook_callbacks, self._hook_trainer_args, hooks = hook_callbacks(
+            default_hooks, custom_hooks, self.work_dir, epoch_based_loop
+        )
+        self._hook_driver = HookDriver(hooks, runner=self, by_epoch=epoch_based_loop) if len(hooks) else None
         self.module = MMLightningModule(
             model,
             optim_wrapper=optim_wrapper,
             param_scheduler=param_scheduler,
             val_evaluator=val_evaluator,
             test_evaluator=test_evaluator,
+            log_processor=log_processor,
+            hooks=self._hook_driver,
         )
+        self.module.message_hub = self.message_hub
         self.module.checkpoint_meta = self._meta  # the same dict: a seed settled later is saved too
         self._dataloaders = dict(train=train_dataloader, val=val_dataloader, test=test_dataloader)
-        self._train_cfg = train_cfg
-        self._hooks = (default_hooks, custom_hooks)
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
         self._extra_callbacks = list(callbacks or [])
         self._loggers = loggers
@@ -287,12 +316,12 @@ class Runner:
         return self._trainer
 
     def _build_trainer(self) -> pl.Trainer:
-        loop_flags, schedule = train_loop_trainer_args(self._train_cfg) if self._train_cfg is not None else ({}, None)
-        epoch_based_loop = schedule is None or schedule.by_epoch
-        callbacks, kwargs = hook_callbacks(*self._hooks, self.work_dir, epoch_based_loop)
-        kwargs.update(loop_flags)
-        if schedule is not None and self._dataloaders["val"] is not None:
-            callbacks.append(schedule)
+        # The hook driver first: MMEngine's CheckpointHook (MMCheckpoint here) runs after the other hooks.
+        callbacks = [self._hook_driver] if self._hook_driver is not None else []
+        callbacks += self._hook_callbacks
+        kwargs = dict(self._hook_trainer_args, **self._loop_flags)
+        if self._schedule is not None and self._dataloaders["val"] is not None:
+            callbacks.append(self._schedule)
         kwargs.update(launcher_trainer_args(self.launcher))
         if self.launcher != "none":
             kwargs["strategy"] = ddp_strategy(self.cfg)
@@ -367,6 +396,10 @@ class Runner:
         to the keys in turn.
         """
         checkpoint = load_checkpoint_file(filename, map_location=map_location)
+        if self._hook_driver is not None:  # as MMEngine: hooks see the checkpoint before the weights are loaded
+            self._hook_driver.after_load_checkpoint(
+                checkpoint, resume=False, lightning_layout=checkpoint_kind(checkpoint) == "lightning"
+            )
         state = model_state_dict(checkpoint)
         for pattern, replacement in revise_keys:
             state = {re.sub(pattern, replacement, key): value for key, value in state.items()}
@@ -421,6 +454,7 @@ class Runner:
         """Train as MMEngine's ``Runner.train()``; resume or load weights first when asked. Returns the model."""
         if self._dataloaders["train"] is None:
             raise RuntimeError("Runner.train() needs train_dataloader, train_cfg and optim_wrapper")
+        self._begin_run()
         if hasattr(self.model, "init_weights"):
             self.model.init_weights()
         resume_from = self._checkpoint_to_resume()
@@ -440,6 +474,16 @@ class Runner:
                 fit_path.unlink(missing_ok=True)
         return self.model
 
+    def _begin_run(self) -> None:
+        """Hooks' ``before_run``, before weights are initialised or loaded, as MMEngine (``after_run``: teardown).
+
+        The model is on its device by then, as MMEngine's Runner puts it there when it is built (hooks such as
+        ``EMAHook`` copy it in ``before_run``).
+        """
+        if self._hook_driver is not None:
+            self.model.to(self.trainer.strategy.root_device)
+            self._hook_driver.begin_run(self.module)
+
     def val(self) -> dict[str, Any]:
         """Evaluate on ``val_dataloader``; returns the evaluator's metrics (MMEngine's names, no ``val/``)."""
         return self._evaluate("val")
@@ -451,6 +495,7 @@ class Runner:
     def _evaluate(self, stage: Literal["val", "test"]) -> dict[str, Any]:
         if self._dataloaders[stage] is None:
             raise RuntimeError(f"Runner.{stage}() needs {stage}_dataloader, {stage}_cfg and {stage}_evaluator")
+        self._begin_run()
         if not self._loaded_weights:  # as MMEngine's load_or_resume: the checkpoint to resume, else load_from
             path = self._checkpoint_to_resume() or self.load_from
             if path is not None:

@@ -6,7 +6,6 @@ import copy
 import importlib.util
 import inspect
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 
+from mm2lightning.hooks.hook_list import HookList
 from mm2lightning.lightning.callbacks import MMCheckpoint, ValidationSchedule
 from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
 from mm2lightning.model.wrappers import MMDistributedDataParallel, MMSeparateDistributedDataParallel
@@ -162,15 +162,19 @@ def hook_callbacks(
     custom_hooks: Sequence[Any] | None,
     work_dir: Path,
     epoch_based_loop: bool = True,
-) -> tuple[list[pl.Callback], dict[str, Any]]:
-    """Lightning callbacks and Trainer arguments for MMEngine's ``default_hooks`` and ``custom_hooks``.
+) -> tuple[list[pl.Callback], dict[str, Any], HookList]:
+    """Lightning callbacks, Trainer arguments and MMEngine hooks for ``default_hooks`` and ``custom_hooks``.
 
+    MMEngine's built-in default hooks become Lightning callbacks and Trainer arguments (or are done by
+    ``MMLightningModule`` itself); every other hook, instance or ``HOOKS`` config, default or custom, goes into
+    the returned :class:`HookList`, run by a :class:`HookDriver`. Lightning callbacks are taken as they are.
     ``epoch_based_loop`` is ``False`` under MMEngine's ``IterBasedTrainLoop`` (see :class:`MMCheckpoint`).
     """
     hooks: dict[str, Any] = copy.deepcopy(_DEFAULT_HOOKS)
     hooks.update(default_hooks or {})  # as MMEngine: a hook replaces the default of its name; None removes it
     callbacks: list[pl.Callback] = []
     trainer_kwargs: dict[str, Any] = {}
+    mm_hooks = HookList()
     for name, hook in hooks.items():
         if hook is None:
             continue
@@ -191,19 +195,21 @@ def hook_callbacks(
                 raise ValueError(f"LoggerHook options {unknown} are not supported; supported: {list(_LOGGER_HOOK_KEYS)}")
             trainer_kwargs["log_every_n_steps"] = hook.get("interval", 10)
         elif hook_type not in _BUILT_IN_HOOKS:
-            warnings.warn(
-                f"default_hooks[{name!r}] ({hook_type}) has no Lightning counterpart in mm2lightning and is ignored; "
-                "pass a lightning Callback instead",
-                stacklevel=3,
-            )
-    for hook in custom_hooks or []:
-        if not isinstance(hook, pl.Callback):
-            raise TypeError(
-                f"custom_hooks takes lightning Callback instances in mm2lightning, but got {hook!r}: MMEngine hooks "
-                "do not run under Lightning; port the hook to a Callback (same hook names: on_train_batch_end, ...)"
-            )
-        callbacks.append(hook)
-    return callbacks, trainer_kwargs
+            _register(mm_hooks, hook, f"default_hooks[{name!r}]")
+    for index, hook in enumerate(custom_hooks or []):
+        if isinstance(hook, pl.Callback):
+            callbacks.append(hook)
+        else:
+            _register(mm_hooks, hook, f"custom_hooks[{index}]")
+    return callbacks, trainer_kwargs, mm_hooks
+
+
+def _register(hooks: HookList, hook: Any, where: str) -> None:
+    """Register ``hook``; an error names where in the config it came from."""
+    try:
+        hooks.register(copy.copy(hook) if isinstance(hook, Mapping) else hook)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise type(error)(f"{where}: {error}") from error
 
 
 def default_loggers(work_dir: Path, version: str) -> list[Logger]:

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 from abc import ABCMeta
+from collections import defaultdict
 from typing import Any
 
 from torch import nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from mm2lightning.registry import MODEL_WRAPPERS
-
-log = logging.getLogger(__name__)
+from mm2lightning.dist import master_only
+from mm2lightning.model.pretrained_init import PretrainedInit
+from mm2lightning.model.weight_init import InitCfg, initialize, logger, update_init_info
+from mm2lightning.model.wrappers import is_model_wrapper
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
     """The module inside a model wrapper (DDP and the like) that has no ``init_weights``."""
-    if hasattr(module, "init_weights"):
-        return module
-    wrappers = tuple(cls for cls in MODEL_WRAPPERS.module_dict.values() if inspect.isclass(cls))
-    if isinstance(module, (DataParallel, DistributedDataParallel, *wrappers)):
+    if is_model_wrapper(module) and not hasattr(module, "init_weights"):
         return module.module
     return module
 
@@ -30,19 +27,20 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
     """Base class of MMEngine-style modules, as ``mmengine.model.BaseModule``.
 
     Adds :attr:`init_cfg` and :meth:`init_weights` to ``nn.Module``. Calling
-    :meth:`init_weights` on the top-level model initialises every child that
-    defines ``init_weights`` and has not been initialised yet.
+    :meth:`init_weights` on the top-level model applies ``init_cfg`` (the
+    ``WEIGHT_INITIALIZERS`` configs, see :func:`~mm2lightning.model.initialize`),
+    then initialises every child that defines ``init_weights`` and has not been
+    initialised yet, then loads ``Pretrained`` configs last, so pretrained
+    weights win. The same torch random draws are made as by MMEngine.
 
-    Weight initialisers configured by ``init_cfg`` (MMEngine's
-    ``WEIGHT_INITIALIZERS``: ``Kaiming``, ``Pretrained``, ...) are not supported
-    yet: a module with a non-empty ``init_cfg`` raises ``NotImplementedError``
-    from :meth:`init_weights` rather than skipping it silently.
+    What initialised each parameter is logged at INFO level on the
+    ``mm2lightning.model`` logger (written to its ``FileHandler`` when it has one).
 
     Args:
         init_cfg: Initialisation config(s); deep-copied and stored.
     """
 
-    def __init__(self, init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, init_cfg: InitCfg | None = None) -> None:
         super().__init__()
         self._is_init = False
         self.init_cfg = copy.deepcopy(init_cfg)
@@ -57,28 +55,66 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
         self._is_init = value
 
     def init_weights(self) -> None:
-        """Initialise this module, then every child with ``init_weights`` not yet initialised.
+        """Initialise this module with ``init_cfg``, then every child with ``init_weights`` not yet initialised.
 
         Override it to write custom initialisation; call ``super().init_weights()``
-        to keep the recursion into children. A second call only logs a warning.
-
-        Raises:
-            NotImplementedError: ``init_cfg`` is set (initialisers are not supported yet).
+        to keep ``init_cfg`` and the recursion into children. A second call only
+        logs a warning.
         """
-        if self._is_init:
-            log.warning("init_weights of %s has been called more than once.", type(self).__name__)
-            return
-        if self.init_cfg:
-            raise NotImplementedError(
-                f"{type(self).__name__} has init_cfg={self.init_cfg!r}, but mm2lightning does not "
-                "support init_cfg weight initialisers (MMEngine's WEIGHT_INITIALIZERS) yet. "
-                "Initialise the weights in __init__ (or override init_weights) and pass init_cfg=None."
-            )
-        for child in self.children():
-            child = _unwrap(child)
-            if hasattr(child, "init_weights") and not getattr(child, "is_init", False):
-                child.init_weights()
-        self._is_init = True
+        is_top_level_module = not hasattr(self, "_params_init_info")
+        if is_top_level_module:
+            # Shared by every submodule: what last changed each parameter (its mean tells a change).
+            self._params_init_info: defaultdict[nn.Parameter, dict[str, Any]] = defaultdict(dict)
+            for param in self.parameters():
+                self._params_init_info[param]["init_info"] = (
+                    f"The value is the same before and after calling `init_weights` of {self.__class__.__name__} "
+                )
+                self._params_init_info[param]["tmp_mean_value"] = param.data.mean().cpu()
+            for sub_module in self.modules():
+                sub_module._params_init_info = self._params_init_info
+
+        if not self._is_init:
+            pretrained_cfgs = []
+            if self.init_cfg:
+                logger.debug("initialize %s with init_cfg %s", self.__class__.__name__, self.init_cfg)
+                init_cfgs = [self.init_cfg] if isinstance(self.init_cfg, dict) else self.init_cfg
+                other_cfgs = []
+                for init_cfg in init_cfgs:
+                    if not isinstance(init_cfg, dict):
+                        raise TypeError(f"init_cfg must be a dict or a list of dict, but got an item {init_cfg!r}")
+                    is_pretrained = init_cfg.get("type") in ("Pretrained", PretrainedInit)
+                    (pretrained_cfgs if is_pretrained else other_cfgs).append(init_cfg)
+                initialize(self, other_cfgs)
+            for child in self.children():
+                child = _unwrap(child)
+                if hasattr(child, "init_weights") and not getattr(child, "is_init", False):
+                    child.init_weights()
+                    update_init_info(
+                        child, init_info=f"Initialized by user-defined `init_weights` in {child.__class__.__name__} "
+                    )
+            if pretrained_cfgs:
+                initialize(self, pretrained_cfgs)
+            self._is_init = True
+        else:
+            logger.warning("init_weights of %s has been called more than once.", self.__class__.__name__)
+
+        if is_top_level_module:
+            self._dump_init_info()
+            for sub_module in self.modules():
+                del sub_module._params_init_info
+
+    @master_only
+    def _dump_init_info(self) -> None:
+        """Log what initialised each parameter: to the logger's ``FileHandler`` streams, else at INFO level."""
+        file_handlers = [handler for handler in logger.handlers if isinstance(handler, logging.FileHandler)]
+        for handler in file_handlers:
+            handler.stream.write("Name of parameter - Initialization information\n")
+            for name, param in self.named_parameters():
+                handler.stream.write(f"\n{name} - {param.shape}: \n{self._params_init_info[param]['init_info']} \n")
+            handler.stream.flush()
+        if not file_handlers:
+            for name, param in self.named_parameters():
+                logger.info("\n%s - %s: \n%s \n ", name, param.shape, self._params_init_info[param]["init_info"])
 
     def __repr__(self) -> str:
         text = super().__repr__()

@@ -32,6 +32,13 @@ _BUFFER_SYNC_ARG = (
 )
 
 
+def is_model_wrapper(model: nn.Module) -> bool:
+    """Whether ``model`` wraps a model as ``.module``: DataParallel, DDP or a class in ``MODEL_WRAPPERS``
+    (as ``mmengine.model.is_model_wrapper``)."""
+    wrappers = tuple(cls for cls in MODEL_WRAPPERS.module_dict.values() if inspect.isclass(cls))
+    return isinstance(model, (DataParallel, DistributedDataParallel, *wrappers))
+
+
 def _run_forward(module: nn.Module, data: Any, mode: str) -> Any:
     if isinstance(data, dict):
         return module(**data, mode=mode)

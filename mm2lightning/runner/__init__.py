@@ -1,4 +1,4 @@
-"""MMEngine's ``mmengine.runner`` names: the ``Runner`` facade and checkpoint interop.
+"""MMEngine's ``mmengine.runner`` names: the ``Runner`` facade, checkpoint interop and hook priorities.
 
 ``Runner`` builds a ``lightning.Trainer`` underneath, so importing it imports Lightning (on first use); the
 checkpoint functions are plain PyTorch.
@@ -14,12 +14,17 @@ from mm2lightning.runner.checkpoint import (
     model_state_dict,
     to_mmengine,
 )
+from mm2lightning.runner.log_processor import LogProcessor
+from mm2lightning.runner.priority import Priority, get_priority
 
 __all__ = [
     "CheckpointError",
+    "LogProcessor",
+    "Priority",
     "Runner",
     "checkpoint_kind",
     "convert_checkpoint",
+    "get_priority",
     "load_checkpoint_file",
     "model_state_dict",
     "to_mmengine",

@@ -10,14 +10,8 @@ import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from mm2lightning.evaluator import (
-    BaseMetric,
-    DumpResults,
-    Evaluator,
-    TorchMetricsAdapter,
-    build_evaluator,
-    collect_results,
-)
+from mm2lightning.dist import collect_results
+from mm2lightning.evaluator import BaseMetric, DumpResults, Evaluator, TorchMetricsAdapter, build_evaluator
 from mm2lightning.registry import METRICS, RegistryError
 
 

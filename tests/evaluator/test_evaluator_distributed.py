@@ -11,7 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torchmetrics.classification import MulticlassAccuracy
 
-from mm2lightning.evaluator import BaseMetric, Evaluator, TorchMetricsAdapter, collect_results
+from mm2lightning.dist import collect_results
+from mm2lightning.evaluator import BaseMetric, Evaluator, TorchMetricsAdapter
 
 WORLD_SIZE = 2
 LABELS = torch.tensor([0, 1, 2, 0, 1, 2, 0])

@@ -7,7 +7,8 @@ import logging
 import pytest
 import torch
 
-from mm2lightning.evaluator import BaseMetric, DumpResults, Evaluator, collect_results, get_metric_value
+from mm2lightning.dist import collect_results
+from mm2lightning.evaluator import BaseMetric, DumpResults, Evaluator, get_metric_value
 from mm2lightning.registry import METRICS
 
 

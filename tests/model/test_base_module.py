@@ -1,4 +1,4 @@
-"""BaseModule: init_cfg storage, init_weights recursion, and the unsupported-init_cfg error."""
+"""BaseModule: init_cfg storage and application, init_weights recursion (initialisers: test_weight_init.py)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_children_already_initialised_are_skipped_and_second_call_warns(caplog):
     root.init_weights()
     assert "b" not in calls
     calls.clear()
-    with caplog.at_level(logging.WARNING, logger="mm2lightning.model.base_module"):
+    with caplog.at_level(logging.WARNING, logger="mm2lightning.model"):
         root.init_weights()
     assert calls == []
     assert "init_weights of Root has been called more than once" in caplog.text
@@ -91,26 +91,32 @@ def test_init_cfg_is_deep_copied_and_shown_in_repr():
     assert not repr(BaseModule()).count("init_cfg")
 
 
-@pytest.mark.parametrize("init_cfg", [dict(type="Constant", val=1.0), [dict(type="Pretrained", checkpoint="x.pth")]])
-def test_init_cfg_is_not_silently_ignored(init_cfg):
-    module = BaseModule(init_cfg=init_cfg)
-    match = r"BaseModule has init_cfg=.*does not support init_cfg weight initialisers.*Initialise the weights in"
-    with pytest.raises(NotImplementedError, match=match):
-        module.init_weights()
-    assert not module.is_init
+def test_init_cfg_is_applied_and_a_failing_one_is_not_ignored(tmp_path):
+    module = BaseModule(init_cfg=dict(type="Constant", val=1.0, bias=2.0, layer="Linear"))
+    module.fc = nn.Linear(2, 2)
+    module.init_weights()
+    assert module.is_init and (module.fc.weight == 1).all() and (module.fc.bias == 2).all()
+    missing = BaseModule(init_cfg=[dict(type="Pretrained", checkpoint=str(tmp_path / "x.pth"))])
+    with pytest.raises(FileNotFoundError, match="x.pth"):
+        missing.init_weights()
+    assert not missing.is_init
 
 
-def test_child_init_cfg_raises_from_the_top_level_call():
+def test_child_init_cfg_is_applied_from_the_top_level_call_after_the_parent_s():
     class Child(BaseModule):
-        pass
+        def __init__(self):
+            super().__init__(init_cfg=dict(type="Constant", val=0.5, layer="Linear"))
+            self.fc = nn.Linear(2, 2)
 
     class Parent(BaseModule):
         def __init__(self):
-            super().__init__()
-            self.child = Child(init_cfg=dict(type="Normal", std=0.01))
+            super().__init__(init_cfg=dict(type="Constant", val=3.0, layer="Linear"))
+            self.child = Child()
+            self.fc = nn.Linear(2, 2)
 
-    with pytest.raises(NotImplementedError, match=r"Child has init_cfg=\{'type': 'Normal', 'std': 0.01\}"):
-        Parent().init_weights()
+    parent = Parent()
+    parent.init_weights()
+    assert parent.child.is_init and (parent.child.fc.weight == 0.5).all() and (parent.fc.weight == 3).all()
 
 
 @pytest.mark.parametrize("empty", [None, {}, []])
@@ -129,5 +135,6 @@ def test_container_modules_take_init_cfg_and_recurse():
     holder = ModuleDict({"a": ModuleList([inner])})
     holder.init_weights()
     assert inner.is_init and holder.is_init
-    with pytest.raises(NotImplementedError, match="init_cfg weight initialisers"):
-        Sequential(nn.Linear(1, 1), init_cfg=dict(type="Kaiming")).init_weights()
+    seq = Sequential(nn.Linear(1, 1), nn.Linear(1, 1), init_cfg=dict(type="Constant", val=2.0, layer="Linear"))
+    seq.init_weights()
+    assert all((layer.weight == 2).all() and (layer.bias == 0).all() for layer in seq)

@@ -372,20 +372,20 @@ def test_constructor_errors(tmp_path, change, error, match):
         (dict(train_cfg=dict(max_epochs=2)), ValueError, "needs 'by_epoch'"),
         (dict(train_cfg=dict(by_epoch=True, max_epoch=2)), ValueError, "needs 'max_epochs'"),
         (dict(train_cfg=dict(by_epoch=True, max_epochs=2, val_intervals=1)), ValueError, "unknown keys"),
-        (dict(custom_hooks=[dict(type="EMAHook")]), TypeError, "custom_hooks takes lightning Callback"),
+        (dict(custom_hooks=[dict(type="NoSuchHook")]), KeyError, r"custom_hooks\[0\]: 'NoSuchHook' is not registered in the 'hook'"),
+        (dict(default_hooks=dict(visual=dict(type="NoSuchHook"))), KeyError, r"default_hooks\['visual'\]: 'NoSuchHook'"),
         (dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", filename_tmpl="e{}.pth"))),
          ValueError, r"CheckpointHook options \['filename_tmpl'\] are not supported"),
         (dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", save_best="mse"))),
          ValueError, "cannot infer the rule for save_best='mse'"),
         (dict(default_hooks=dict(checkpoint=dict(interval=2))), ValueError, r"default_hooks\['checkpoint'\] has no 'type'"),
     ],
-    ids=["no-by_epoch", "max_epochs-typo", "unknown-loop-key", "mmengine-hook", "filename_tmpl", "save_best-rule",
-         "hook-without-type"],
+    ids=["no-by_epoch", "max_epochs-typo", "unknown-loop-key", "unknown-custom-hook", "unknown-default-hook",
+         "filename_tmpl", "save_best-rule", "hook-without-type"],
 )
-def test_trainer_building_errors(tmp_path, change, error, match):
-    runner = regression_runner(tmp_path, **change)
-    with pytest.raises(error, match=match):
-        runner.trainer  # noqa: B018
+def test_loop_and_hook_config_errors(tmp_path, change, error, match):
+    with pytest.raises(error, match=match):  # as MMEngine: when the Runner is built
+        regression_runner(tmp_path, **change)
 
 
 def test_launcher_pytorch_outside_torchrun_names_the_missing_variables(tmp_path, monkeypatch):
@@ -393,12 +393,6 @@ def test_launcher_pytorch_outside_torchrun_names_the_missing_variables(tmp_path,
         monkeypatch.delenv(name, raising=False)
     runner = regression_runner(tmp_path, launcher="pytorch")
     with pytest.raises(RuntimeError, match="torchrun .* WORLD_SIZE, LOCAL_WORLD_SIZE, RANK, LOCAL_RANK is not set"):
-        runner.trainer  # noqa: B018
-
-
-def test_unknown_default_hook_is_reported_and_ignored(tmp_path):
-    runner = regression_runner(tmp_path, max_epochs=1, default_hooks=dict(visualization=dict(type="VisualizationHook")))
-    with pytest.warns(UserWarning, match=r"default_hooks\['visualization'\] \(VisualizationHook\) .* ignored"):
         runner.trainer  # noqa: B018
 
 

@@ -1,0 +1,151 @@
+"""The ``Pretrained`` initialiser: weights from a checkpoint file, as MMEngine's ``PretrainedInit``.
+
+Checkpoints are read with :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`,
+which never runs code from the file. MMEngine's checkpoints, mm2lightning's
+Lightning checkpoints (the ``model.`` entries of ``state_dict``) and bare state
+dicts are accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
+
+from mm2lightning.dist import get_rank
+from mm2lightning.model.weight_init import logger, update_init_info
+from mm2lightning.model.wrappers import is_model_wrapper
+from mm2lightning.registry import WEIGHT_INITIALIZERS
+from mm2lightning.runner.checkpoint import checkpoint_kind, load_checkpoint_file, model_state_dict
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_LIGHTNING_MODEL = "model"
+
+
+def _load_checkpoint(filename: str | os.PathLike[str], map_location: Any) -> dict[str, Any]:
+    if _URL.match(str(filename)):
+        raise ValueError(
+            f"Pretrained checkpoint={str(filename)!r}: only local files are loaded (MMEngine's URL and model-zoo "
+            "schemes are not supported); download the file and give its path"
+        )
+    return load_checkpoint_file(os.path.expanduser(filename), map_location=map_location)
+
+
+def _lightning_metadata(metadata: Any) -> OrderedDict[str, Any]:
+    """A Lightning checkpoint's state-dict metadata under the model's own keys (``model.`` removed)."""
+    return OrderedDict(
+        (key[len(_LIGHTNING_MODEL) + 1 :] if key != _LIGHTNING_MODEL else "", value)
+        for key, value in metadata.items()
+        if key == _LIGHTNING_MODEL or key.startswith(_LIGHTNING_MODEL + ".")
+    )
+
+
+def _load_pretrained_weights(
+    filename: str | os.PathLike[str], prefix: str | None = None, map_location: Any = "cpu"
+) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint file, as MMEngine's ``load_checkpoint`` / ``_load_checkpoint_with_prefix``.
+
+    Without ``prefix``, a leading ``module.`` is removed from the keys (MMEngine's default ``revise_keys``) and
+    the state dict's ``_metadata`` is kept. With ``prefix``, only the keys that start with it are kept, without
+    it (a ``.`` is appended to ``prefix`` when missing). Lightning checkpoints give their ``model.`` entries.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: ``filename`` is a URL, or no key starts with ``prefix``.
+        mm2lightning.runner.CheckpointError: The file is refused as unsafe, or is not a checkpoint.
+    """
+    checkpoint = _load_checkpoint(filename, map_location)
+    kind = checkpoint_kind(checkpoint)
+    source = checkpoint if kind == "state_dict" else checkpoint["state_dict"]
+    if prefix is None:
+        weights = OrderedDict(model_state_dict(checkpoint))
+        metadata = getattr(source, "_metadata", None)
+        if metadata is not None:
+            weights._metadata = _lightning_metadata(metadata) if kind == "lightning" else metadata  # type: ignore[attr-defined]
+        return weights
+    if kind == "lightning":
+        source = model_state_dict(checkpoint)
+    prefix = prefix if prefix.endswith(".") else prefix + "."
+    weights = {key[len(prefix) :]: value for key, value in source.items() if key.startswith(prefix)}
+    if not weights:
+        raise ValueError(
+            f"{prefix} is not in the pretrained model {filename}: no weight name starts with it "
+            f"(first names: {sorted(source)[:5]})"
+        )
+    return weights
+
+
+def _load_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load ``state_dict`` into ``module`` as MMEngine's ``load_state_dict(strict=False)``.
+
+    Model wrappers inside ``module`` are looked through. Unlike ``nn.Module.load_state_dict(strict=False)``,
+    tensors whose shape differs are skipped with a warning, not an error; missing (except
+    ``num_batches_tracked``) and unexpected keys are logged as a warning on rank 0.
+    """
+    unexpected_keys: list[str] = []
+    missing_keys: list[str] = []
+    err_msg: list[str] = []
+    metadata = getattr(state_dict, "_metadata", None)
+
+    def load(module: nn.Module, local_state_dict: dict[str, torch.Tensor], prefix: str = "") -> None:
+        if is_model_wrapper(module):
+            module = module.module
+        local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+        module._load_from_state_dict(
+            local_state_dict, prefix, local_metadata, True, missing_keys, unexpected_keys, err_msg
+        )
+        for name, child in module._modules.items():
+            if child is not None:
+                child_prefix = prefix + name + "."
+                child_state = {k: v for k, v in local_state_dict.items() if k.startswith(child_prefix)}
+                load(child, child_state, child_prefix)
+        incompatible_keys = _IncompatibleKeys(missing_keys, unexpected_keys)
+        for hook in module._load_state_dict_post_hooks.values():
+            if hook(module, incompatible_keys) is not None:
+                raise RuntimeError(
+                    "Hooks registered with ``register_load_state_dict_post_hook`` are not expected to return new "
+                    "values; modify incompatible_keys in place."
+                )
+
+    load(module, dict(state_dict))
+    missing_keys = [key for key in missing_keys if "num_batches_tracked" not in key]
+    if unexpected_keys:
+        err_msg.append(f"unexpected key in source state_dict: {', '.join(unexpected_keys)}\n")
+    if missing_keys:
+        err_msg.append(f"missing keys in source state_dict: {', '.join(missing_keys)}\n")
+    if err_msg and get_rank() == 0:
+        logger.warning("\n".join(["The model and loaded state dict do not match exactly\n", *err_msg]))
+
+
+@WEIGHT_INITIALIZERS.register_module(name="Pretrained")
+class PretrainedInit:
+    """``Pretrained``: load a checkpoint's weights into the module (``strict=False``).
+
+    Args:
+        checkpoint: The checkpoint file (saved by MMEngine, by mm2lightning/Lightning, or a bare state dict).
+        prefix: Load only the weights under this prefix (e.g. ``'backbone.'``), with the prefix removed.
+        map_location: As ``torch.load``'s.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], prefix: str | None = None, map_location: Any = "cpu"):
+        self.checkpoint = checkpoint
+        self.prefix = prefix
+        self.map_location = map_location
+
+    def __call__(self, module: nn.Module) -> None:
+        """Load the weights into ``module``."""
+        if self.prefix is None:
+            logger.info("load model from: %s", self.checkpoint)
+        else:
+            logger.info("load %s in model from: %s", self.prefix, self.checkpoint)
+        _load_state_dict(module, _load_pretrained_weights(self.checkpoint, self.prefix, self.map_location))
+        if hasattr(module, "_params_init_info"):
+            update_init_info(module, init_info=self._get_init_info())
+
+    def _get_init_info(self) -> str:
+        return f"{self.__class__.__name__}: load from {self.checkpoint}"

@@ -1,0 +1,101 @@
+"""EMAHook under mm2lightning's Runner equals MMEngine's Runner: weights, validation, checkpoints, resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mm2lightning.runner import load_checkpoint_file
+
+from test_hook_parity import data, make_metric_cls, make_model_cls  # noqa: E402 - tests/hooks on sys.path
+
+
+def run(package: str, work_dir, ema, max_epochs: int = 3, **extra):
+    """Train the hook-parity model with an EMA hook; return the runner, the hook and the validation metrics."""
+    if package == "mmengine":
+        from mmengine.evaluator import BaseMetric
+        from mmengine.hooks import Hook
+        from mmengine.model import BaseModel
+        from mmengine.runner import Runner
+
+        extra.setdefault("log_level", "WARNING")
+    else:
+        from mm2lightning.evaluator import BaseMetric
+        from mm2lightning.hooks import Hook
+        from mm2lightning.model import BaseModel
+        from mm2lightning.runner import Runner
+
+        extra.setdefault("trainer_cfg", dict(enable_progress_bar=False, enable_model_summary=False))
+    records = []
+
+    class RecordMetrics(Hook):
+        priority = "LOWEST"
+
+        def after_val_epoch(self, runner, metrics=None):
+            records.append(dict(metrics))
+
+    torch.manual_seed(0)
+    runner = Runner(
+        model=make_model_cls(BaseModel)(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(dataset=data(20, 1), batch_size=4, sampler=dict(type="DefaultSampler", shuffle=True),
+                              collate_fn=dict(type="default_collate")),
+        val_dataloader=dict(dataset=data(10, 2), batch_size=4, sampler=dict(type="DefaultSampler", shuffle=False),
+                            collate_fn=dict(type="default_collate")),
+        val_evaluator=[make_metric_cls(BaseMetric)()],
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        val_cfg=dict(),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1, momentum=0.9)),
+        custom_hooks=[ema, RecordMetrics()],
+        randomness=dict(seed=3),
+        **extra,
+    )
+    runner.train()
+    hook = next(h for h in runner._hooks if type(h).__name__ == "EMAHook") if package == "mmengine" else next(
+        h for h in runner._hook_driver.hooks if type(h).__name__ == "EMAHook")
+    return runner, hook, records
+
+
+def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def assert_close(ours: dict, ref: dict) -> None:
+    assert sorted(ours) == sorted(ref)
+    for key, value in ref.items():
+        assert (ours[key].double() - value.double()).abs().max().item() <= 1e-6, key
+
+
+EMA_CFG = dict(type="EMAHook", momentum=0.2, begin_iter=2)
+
+
+@pytest.mark.parametrize("hook_given_as", ["our config", "mmengine instance"])
+def test_ema_hook_equals_mmengine_runner(mmengine, tmp_path, hook_given_as):
+    ref_runner, ref_hook, ref_metrics = run("mmengine", tmp_path / "mmengine", dict(EMA_CFG))
+    ema = dict(EMA_CFG) if hook_given_as == "our config" else mmengine.hooks.EMAHook(momentum=0.2, begin_iter=2)
+    runner, hook, metrics = run("mm2lightning", tmp_path / "ours", ema)
+
+    assert_close(state(runner.model), state(ref_runner.model))  # raw weights
+    assert_close(state(hook.ema_model), state(ref_hook.ema_model))  # averaged weights and steps
+    assert len(metrics) == len(ref_metrics) == 3  # validation ran on the averaged weights
+    for got, want in zip(metrics, ref_metrics):
+        assert got["acc"] == pytest.approx(want["acc"], abs=1e-6)
+
+    saved = load_checkpoint_file(tmp_path / "ours" / "epoch_3.ckpt")
+    ref_saved = torch.load(tmp_path / "mmengine" / "epoch_3.pth", weights_only=False)  # the test's own file
+    ours_weights = {k.removeprefix("model."): v for k, v in saved["state_dict"].items()}
+    assert_close(ours_weights, ref_saved["state_dict"])  # the averaged weights, for inference tools
+    assert_close(saved["ema_state_dict"], ref_saved["ema_state_dict"])  # the raw weights, for resuming
+    assert_close(ours_weights, {k.removeprefix("module."): v for k, v in state(hook.ema_model).items() if k != "steps"})
+
+
+def test_ema_resume_from_a_mid_run_checkpoint_equals_the_uninterrupted_run(tmp_path):
+    full_runner, full_hook, full_metrics = run("mm2lightning", tmp_path / "full", dict(EMA_CFG))
+    runner, hook, metrics = run("mm2lightning", tmp_path / "full", dict(EMA_CFG), resume=True,
+                                load_from=str(tmp_path / "full" / "epoch_1.ckpt"))
+    assert runner.trainer.global_step == 15 and len(metrics) == 2  # it resumed after epoch 1
+    for key, value in state(full_runner.model).items():
+        assert torch.equal(state(runner.model)[key], value), key
+    for key, value in state(full_hook.ema_model).items():
+        assert torch.equal(state(hook.ema_model)[key], value), key
+    assert metrics == full_metrics[1:]

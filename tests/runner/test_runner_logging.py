@@ -1,0 +1,136 @@
+"""Runner logging against mmengine's Runner: what the loggers get at each log step, the MessageHub, the text log."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mm2lightning.evaluator import BaseMetric
+from mm2lightning.model import BaseModel
+from mm2lightning.runner import Runner
+
+LOGGED = ("loss", "loss_aux", "acc", "lr", "grad_norm")  # the keys both write at a log step (no timer hook here)
+
+
+def make_model_class(base: type) -> type:
+    class TwoLosses(base):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+        def forward(self, x, y, mode="tensor"):
+            out = self.body(x)
+            error = out - y
+            if mode == "loss":
+                return dict(loss=error.pow(2).mean(), loss_aux=0.1 * error.abs().mean(), acc=(error.abs() < 0.5).float().mean())
+            return list(error.pow(2).mean(1))
+
+    return TwoLosses
+
+
+def make_metric(base: type):
+    class MSE(base):
+        def process(self, data_batch, data_samples) -> None:
+            self.results.extend(float(x) for x in data_samples)
+
+        def compute_metrics(self, results) -> dict:
+            return dict(mse=sum(results) / len(results), errors=np.array(results))  # errors: not a scalar
+
+    return MSE()
+
+
+def _data() -> list:
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(40, 4, generator=gen)
+    return list(zip(x, x.sum(1, keepdim=True).sin()))
+
+
+def _run(runner_cls, base, metric_base, work_dir: Path, log_processor):
+    torch.manual_seed(0)
+    model = make_model_class(base)()
+    kwargs = dict(
+        model=model,
+        work_dir=str(work_dir),
+        train_dataloader=DataLoader(_data(), batch_size=4),  # 10 iterations per epoch: log steps 5 and 10 agree
+        train_cfg=dict(by_epoch=True, max_epochs=3),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9), clip_grad=dict(max_norm=0.5)),
+        param_scheduler=[dict(type="LinearLR", start_factor=0.1, by_epoch=False, end=12)],  # lr changes per iteration
+        val_dataloader=DataLoader(_data()[:12], batch_size=4),
+        val_cfg=dict(),
+        val_evaluator=[make_metric(metric_base)],
+        default_hooks=dict(logger=dict(type="LoggerHook", interval=5), checkpoint=None),
+        randomness=dict(seed=0),
+        experiment_name=f"logging_{uuid.uuid4().hex[:8]}",  # a MessageHub of its own
+    )
+    if log_processor is not None:
+        kwargs["log_processor"] = log_processor
+    if runner_cls is Runner:
+        kwargs["trainer_cfg"] = dict(enable_progress_bar=False, enable_model_summary=False)
+    runner = runner_cls(**kwargs)
+    runner.train()
+    return runner
+
+
+CUSTOM = dict(
+    window_size=3,
+    custom_cfg=[
+        dict(data_src="loss", log_name="loss_global", method_name="mean", window_size="global"),
+        dict(data_src="loss_aux", log_name="loss_aux_epoch", method_name="mean", window_size="epoch"),
+        dict(data_src="acc", method_name="max", window_size=4),  # replaces acc's default (latest value)
+    ],
+)
+
+
+@pytest.mark.parametrize("log_processor", [None, CUSTOM], ids=["default", "custom"])
+def test_logged_values_hub_and_text_log_equal_mmengine(mmengine, tmp_path, log_processor):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    ours = _run(Runner, BaseModel, BaseMetric, tmp_path / "ours", log_processor)
+    ref = _run(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine", log_processor)
+
+    # what LoggerHook hands the visualizer at iterations 5, 10, ..., 30 = what the CSV logger got (step = iter - 1)
+    with open(next((tmp_path / "mmengine").glob("*/vis_data/scalars.json"))) as f:
+        written = list(map(json.loads, f))
+    with open(next((tmp_path / "ours").glob("*/metrics.csv"))) as f:
+        csv_rows = list(csv.DictReader(f))
+    expected = {row["step"]: row for row in written if "lr" in row}
+    rows = {int(row["step"]) + 1: row for row in csv_rows if row.get("loss")}
+    assert sorted(rows) == sorted(expected) == list(range(5, 31, 5))
+    val_expected = [row["mse"] for row in written if "mse" in row]  # after each epoch (step = epoch)
+    val_logged = [float(row["val/mse"]) for row in csv_rows if row.get("val/mse")]
+    assert len(val_logged) == 3 and np.allclose(val_logged, val_expected, rtol=0, atol=1e-6)
+    keys = set(LOGGED) | {"loss_global", "loss_aux_epoch"} if log_processor else set(LOGGED)
+    for step, row in rows.items():
+        assert keys <= set(expected[step]) and keys <= set(row)
+        for key in keys:
+            assert abs(float(row[key]) - expected[step][key]) <= 1e-6, (step, key)
+
+    # the hub: every iteration's values, the metrics of each validation and the runtime information, as MMEngine's
+    for key in ("train/loss", "train/loss_aux", "train/acc", "train/lr", "train/grad_norm", "val/mse"):
+        mine, theirs = ours.message_hub.get_scalar(key).data, ref.message_hub.get_scalar(key).data
+        assert len(mine[0]) == (3 if key == "val/mse" else 30) and mine[0].dtype == theirs[0].dtype
+        np.testing.assert_allclose(mine[0], theirs[0], rtol=0, atol=1e-6, err_msg=key)
+        np.testing.assert_array_equal(mine[1], theirs[1])
+    for key in ("iter", "epoch", "max_iters", "max_epochs"):
+        assert ours.message_hub.get_info(key) == ref.message_hub.get_info(key), key
+    np.testing.assert_allclose(ours.message_hub.get_info("val/errors"), ref.message_hub.get_info("val/errors"), atol=1e-6)
+    assert ours.message_hub.get_info("iter") == 29 and ours.message_hub.get_info("epoch") == 2
+
+    # the text log: MMEngine's line head and the same formatted losses
+    pattern = re.compile(r"(Epoch\(train\) *\[\d+\]\[ ?\d+/10\]).*?  loss: (\S+)  loss_aux: (\S+)")
+    ours_log = next((tmp_path / "ours").glob("*/*.log")).read_text()
+    ref_log = next((tmp_path / "mmengine").glob("*/*.log")).read_text()
+    assert len(pattern.findall(ours_log)) == 6 and pattern.findall(ours_log) == pattern.findall(ref_log)
+    val_pattern = re.compile(r"(Epoch\(val\) \[\d\]\[3/3\]) +mse: (\S+)")
+    assert len(val_pattern.findall(ours_log)) == 3 and val_pattern.findall(ours_log) == val_pattern.findall(ref_log)

@@ -19,6 +19,7 @@ import lightning.pytorch as pl
 from mm2lightning.lightning.state import CHECKPOINT_KEY
 
 _WRAPPER_EXTRAS = ("base_param_settings", "loss_scaler")
+_MMENGINE_KEYS = ("meta", "state_dict", "optimizer", "param_schedulers", "message_hub")
 
 
 def _set(progress: dict[str, Any], **values: int) -> None:
@@ -77,7 +78,10 @@ def lightning_checkpoint_from_mmengine(checkpoint: Mapping[str, Any], trainer: p
     else:  # OptimWrapperDict: {name: wrapper state}
         wrappers = {name: _wrapper_entry(state, iterations) for name, state in optimizer.items()}
     state_dict = {f"model.{k.removeprefix('module.')}": v for k, v in checkpoint["state_dict"].items()}
+    hook_entries = {k: v for k, v in checkpoint.items() if k not in _MMENGINE_KEYS}  # e.g. EMAHook's ema_state_dict
     return {
+        **hook_entries,  # for the hooks' after_load_checkpoint
+        "meta": meta,
         "epoch": epochs - 1,
         "global_step": iterations,
         "pytorch-lightning_version": lightning.__version__,

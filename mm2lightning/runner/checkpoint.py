@@ -223,6 +223,7 @@ def to_mmengine(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     The wrappers' accumulation counts are dropped (MMEngine recomputes them
     from ``iter`` on resume), and so are the gradients of an unfinished
     accumulation window (MMEngine loses them too).
+    Entries hooks added (``EMAHook``'s ``ema_state_dict``, ...) are kept.
 
     Returns:
         A dict of plain data and tensors, loadable with ``torch.load(weights_only=True)``.
@@ -254,7 +255,22 @@ def to_mmengine(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
         converted["optimizer"] = optimizer
     if optimizer is not None and training_state is not None and training_state.get("param_schedulers"):
         converted["param_schedulers"] = training_state["param_schedulers"]
+    converted.update(hook_entries(checkpoint))
     return converted
+
+
+# What Lightning writes at the top level of a checkpoint (precision plugins add their class name, capitalised).
+_LIGHTNING_KEYS = frozenset((
+    "epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks", "optimizer_states",
+    "lr_schedulers", "hparams_name", "hyper_parameters", "hparams_type", "datamodule_hparams_name",
+    "datamodule_hyper_parameters", "meta", "mm2lightning",
+))
+
+
+def hook_entries(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries hooks added to a Lightning checkpoint of ``MMLightningModule`` (e.g. EMAHook's
+    ``ema_state_dict``): neither Lightning's nor mm2lightning's own."""
+    return {k: v for k, v in checkpoint.items() if k not in _LIGHTNING_KEYS and not k[:1].isupper()}
 
 
 def save_checkpoint_atomic(obj: Any, path: str | os.PathLike[str], *, plain: bool = False) -> Path:

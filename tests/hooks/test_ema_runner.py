@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mm2lightning.runner import load_checkpoint_file
+from mm2lightning.runner import load_checkpoint_file, to_mmengine
 
 from test_hook_parity import data, make_metric_cls, make_model_cls  # noqa: E402 - tests/hooks on sys.path
 
 
-def run(package: str, work_dir, ema, max_epochs: int = 3, **extra):
-    """Train the hook-parity model with an EMA hook; return the runner, the hook and the validation metrics."""
+def build(package: str, work_dir, ema, max_epochs: int = 3, **extra):
+    """The hook-parity model's Runner with an EMA hook; returns it and the list validation metrics go to."""
     if package == "mmengine":
         from mmengine.evaluator import BaseMetric
         from mmengine.hooks import Hook
@@ -50,6 +50,12 @@ def run(package: str, work_dir, ema, max_epochs: int = 3, **extra):
         randomness=dict(seed=3),
         **extra,
     )
+    return runner, records
+
+
+def run(package: str, work_dir, ema, max_epochs: int = 3, **extra):
+    """Train with :func:`build`'s Runner; return the runner, the EMA hook and the validation metrics."""
+    runner, records = build(package, work_dir, ema, max_epochs, **extra)
     runner.train()
     hook = next(h for h in runner._hooks if type(h).__name__ == "EMAHook") if package == "mmengine" else next(
         h for h in runner._hook_driver.hooks if type(h).__name__ == "EMAHook")
@@ -87,6 +93,9 @@ def test_ema_hook_equals_mmengine_runner(mmengine, tmp_path, hook_given_as):
     assert_close(ours_weights, ref_saved["state_dict"])  # the averaged weights, for inference tools
     assert_close(saved["ema_state_dict"], ref_saved["ema_state_dict"])  # the raw weights, for resuming
     assert_close(ours_weights, {k.removeprefix("module."): v for k, v in state(hook.ema_model).items() if k != "steps"})
+    converted = to_mmengine(saved)  # mm2lightning convert: MMEngine's layout keeps what hooks added
+    assert_close(converted["ema_state_dict"], ref_saved["ema_state_dict"])
+    assert_close(converted["state_dict"], ref_saved["state_dict"])
 
 
 def test_ema_resume_from_a_mid_run_checkpoint_equals_the_uninterrupted_run(tmp_path):
@@ -99,3 +108,26 @@ def test_ema_resume_from_a_mid_run_checkpoint_equals_the_uninterrupted_run(tmp_p
     for key, value in state(full_hook.ema_model).items():
         assert torch.equal(state(hook.ema_model)[key], value), key
     assert metrics == full_metrics[1:]
+
+
+def test_ema_checkpoints_of_mmengine_resume_and_evaluate_as_in_mmengine(mmengine, tmp_path, monkeypatch):
+    """MMEngine's own EMA checkpoints: resuming from epoch_1.pth, and Runner.val() with load_from=epoch_3.pth."""
+    run("mmengine", tmp_path / "mmengine", dict(EMA_CFG))
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # mmengine 0.10.7 on torch >= 2.6 needs it to load
+    ref_runner, ref_hook, _ = run("mmengine", tmp_path / "mm_resumed", dict(EMA_CFG), resume=True,
+                                  load_from=str(tmp_path / "mmengine" / "epoch_1.pth"))
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    runner, hook, _ = run("mm2lightning", tmp_path / "resumed", dict(EMA_CFG), resume=True,
+                          load_from=str(tmp_path / "mmengine" / "epoch_1.pth"))
+    assert runner.trainer.global_step == 15
+    assert_close(state(runner.model), state(ref_runner.model))
+    assert_close(state(hook.ema_model), state(ref_hook.ema_model))
+
+    # Runner.val() with load_from: EMAHook copies the checkpoint's state_dict (the averaged weights) into its
+    # averaged model and validation runs on them, as in MMEngine.
+    checkpoint = str(tmp_path / "mmengine" / "epoch_3.pth")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    ref_metrics = build("mmengine", tmp_path / "mm_val", dict(EMA_CFG), load_from=checkpoint)[0].val()
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    metrics = build("mm2lightning", tmp_path / "val", dict(EMA_CFG), load_from=checkpoint)[0].val()
+    assert metrics["acc"] == pytest.approx(ref_metrics["acc"], abs=1e-6)

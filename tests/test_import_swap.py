@@ -16,7 +16,12 @@ SCHEDULERS = [
 
 NAMES = {
     "model": ["BaseModel", "BaseModule", "Sequential", "ModuleList", "ModuleDict", "MMDistributedDataParallel",
-              "MMSeparateDistributedDataParallel", "BaseDataPreprocessor", "ImgDataPreprocessor", "stack_batch"],
+              "MMSeparateDistributedDataParallel", "BaseDataPreprocessor", "ImgDataPreprocessor", "stack_batch",
+              "is_model_wrapper", "BaseAveragedModel", "ExponentialMovingAverage", "MomentumAnnealingEMA",
+              "StochasticWeightAverage", "BaseInit", "ConstantInit", "XavierInit", "NormalInit", "TruncNormalInit",
+              "UniformInit", "KaimingInit", "Caffe2XavierInit", "PretrainedInit", "initialize", "update_init_info",
+              "constant_init", "xavier_init", "normal_init", "trunc_normal_init", "uniform_init", "kaiming_init",
+              "caffe2_xavier_init", "bias_init_with_prob"],
     "optim": [
         "OptimWrapper",
         "AmpOptimWrapper",
@@ -40,8 +45,16 @@ NAMES = {
         "DATASETS",
         "DATA_SAMPLERS",
         "FUNCTIONS",
+        "HOOKS",
+        "WEIGHT_INITIALIZERS",
     ],
-    "runner": ["Runner"],
+    "runner": ["Runner", "Priority", "get_priority", "LogProcessor"],
+    "hooks": ["Hook", "EMAHook"],
+    "dist": ["get_dist_info", "get_rank", "get_world_size", "get_local_rank", "is_distributed", "is_main_process",
+             "master_only", "barrier", "broadcast", "broadcast_object_list", "all_reduce", "all_gather",
+             "all_gather_object", "gather", "gather_object", "collect_results", "sync_random_seed"],
+    "logging": ["MessageHub", "HistoryBuffer", "MMLogger", "print_log"],
+    "utils": ["ManagerMixin"],
     "config": ["Config", "ConfigDict", "DictAction"],
     "dataset": ["DefaultSampler", "InfiniteSampler", "pseudo_collate", "default_collate", "worker_init_fn",
                 "COLLATE_FUNCTIONS"],
@@ -72,6 +85,7 @@ def test_core_does_not_import_lightning():
     code = (
         "import sys, mm2lightning, mm2lightning.model, mm2lightning.optim, mm2lightning.registry, mm2lightning.evaluator\n"
         "import mm2lightning.config, mm2lightning.dataset, mm2lightning.runner, mm2lightning.runner.checkpoint\n"
+        "import mm2lightning.hooks, mm2lightning.dist, mm2lightning.logging, mm2lightning.utils\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'torchmetrics'))\n"
         "assert not bad, bad\n"
     )

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from mm2lightning.logging import MessageHub, MMLogger
+from mm2lightning.logging import HistoryBuffer, MessageHub, MMLogger
 from mm2lightning.optim import OptimWrapper, OptimWrapperDict
 from mm2lightning.runner.log_processor import LogProcessor
 
@@ -162,6 +162,27 @@ class TrainLogPath:
         self._clipped = [(wrapper, wrapper.grad_norm) for wrapper in wrappers if wrapper.clip_grad_kwargs]
         self._read_lrs()
 
+    def message_hub_state(self) -> dict[str, Any] | None:
+        """The hub's ``state_dict`` as plain data, for checkpoints (MMEngine's ``message_hub`` entry): the
+        scalar histories, and the runtime information that is a number or a string."""
+        hub = self._module.message_hub
+        if hub is None:
+            return None
+        state = hub.state_dict()
+        scalars = {
+            key: dict(log_history=buffer.data[0].tolist(), count_history=buffer.data[1].tolist(),
+                      max_length=buffer.max_length)
+            for key, buffer in state["log_scalars"].items()
+        }
+        info = {k: v for k, v in state["runtime_info"].items() if isinstance(v, (bool, int, float, str, type(None)))}
+        resumed = {k: v for k, v in state["resumed_keys"].items() if k in scalars or k in info}
+        return dict(log_scalars=scalars, runtime_info=info, resumed_keys=resumed)
+
+    def load_message_hub_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`message_hub_state` into the module's hub (MMEngine's resume does), before training."""
+        scalars = {key: HistoryBuffer(**buffer) for key, buffer in state["log_scalars"].items()}
+        self._message_hub().load_state_dict(dict(state, log_scalars=scalars))
+
     def _message_hub(self) -> MessageHub:
         if self._module.message_hub is None:
             self._module.message_hub = MessageHub.get_current_instance()
@@ -175,6 +196,10 @@ class TrainLogPath:
         """Whether Lightning writes this batch's step logs (its ``should_update_logs``, for the fit loop)."""
         every_n = self._trainer.log_every_n_steps
         return bool(every_n) and ((self._epoch_loop._batches_that_stepped + 1) % every_n == 0 or self._trainer.should_stop)
+
+    def before_train_iter(self) -> None:
+        """The hub's ``iter`` is this iteration's, as MMEngine's ``RuntimeInfoHook.before_train_iter`` sets it."""
+        self._hub.update_info("iter", self._trainer.global_step)
 
     def after_train_iter(self, log_vars: Mapping[str, torch.Tensor], batch: Any, optim_wrapper: OptimWrapper) -> None:
         """Called once per iteration with ``train_step``'s output (after the schedulers stepped)."""
@@ -198,11 +223,7 @@ class TrainLogPath:
                 self._counts[key] = self._counts.get(key, 0) + 1
         if self._should_log():
             self._log(batch)
-        # for the next iteration (MMEngine's before_train_iter), unless this was the last one
-        trainer = self._trainer
-        self._read_lrs()
-        if not 0 < self._module.max_iters <= trainer.global_step:
-            hub.update_info("iter", trainer.global_step)
+        self._read_lrs()  # for the next iteration (MMEngine reads them in before_train_iter)
 
     def _log(self, batch: Any) -> None:
         trainer = self._trainer

@@ -177,6 +177,7 @@ class MMLightningModule(pl.LightningModule):
         self._plateau_schedulers: list[Any] = []
         self._epoch_schedulers_stepped = False
         self._resume_state: dict[str, Any] | None = None
+        self._resume_hub: dict[str, Any] | None = None  # the checkpoint's MessageHub state, loaded at train start
         self.val_metrics: dict[str, Any] = {}  # the evaluator's last results, with its own names (no ``val/``)
         # MMEngine's checkpoint ``meta`` (the Runner's seed and experiment name), written into every checkpoint
         # that holds training state when not empty; a method of the module, not a callback: nothing per step.
@@ -293,12 +294,16 @@ class MMLightningModule(pl.LightningModule):
         if self._resume_state is not None:
             load_training_state(self.optim_wrapper, self.param_schedulers, self._resume_state)
             self._resume_state = None
+        if self._resume_hub is not None:
+            self._log_path.load_message_hub_state(self._resume_hub)
+            self._resume_hub = None
         self.optim_wrapper.initialize_count_status(self.model, self.trainer.global_step, self._max_iters)
         self._step_progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
         self._log_path.on_train_start()
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: Any, batch_idx: int) -> Mapping[str, Any]:
+        self._log_path.before_train_iter()
         log_vars = self._step_model.train_step(batch, optim_wrapper=self.optim_wrapper)
         self._step_progress.increment_ready()  # exactly one global_step per iteration
         self._step_progress.increment_completed()
@@ -383,6 +388,9 @@ class MMLightningModule(pl.LightningModule):
             checkpoint[CHECKPOINT_KEY] = dump_training_state(
                 self.optim_wrapper, self.param_schedulers, save_grads=self.trainer.world_size == 1
             )
+        hub_state = self._log_path.message_hub_state()
+        if hub_state is not None:
+            checkpoint["message_hub"] = hub_state
         if self.hook_driver is not None:  # last: hooks see (and may change) all of it
             self.hook_driver.before_save_checkpoint(checkpoint)
 
@@ -392,3 +400,4 @@ class MMLightningModule(pl.LightningModule):
         if self.hook_driver is not None:
             self.hook_driver.after_load_checkpoint(checkpoint, resume=self.trainer.state.fn == TrainerFn.FITTING)
         self._resume_state = checkpoint.get(CHECKPOINT_KEY)
+        self._resume_hub = checkpoint.get("message_hub")

@@ -475,11 +475,18 @@ class Runner:
         return self.model
 
     def _begin_run(self) -> None:
-        """Hooks' ``before_run``, before weights are initialised or loaded, as MMEngine (``after_run``: teardown).
+        """The run's runtime information in the hub, and hooks' ``before_run``, before weights are initialised or
+        loaded, as MMEngine (``after_run``: teardown).
 
         The model is on its device by then, as MMEngine's Runner puts it there when it is built (hooks such as
         ``EMAHook`` copy it in ``before_run``).
         """
+        info = dict(seed=self.seed, experiment_name=self.experiment_name)  # as MMEngine's RuntimeInfoHook
+        try:
+            info["cfg"] = self.cfg.pretty_text
+        except ConfigError:  # a config holding objects that cannot be written as text
+            pass
+        self.message_hub.update_info_dict(info)
         if self._hook_driver is not None:
             self.model.to(self.trainer.strategy.root_device)
             self._hook_driver.begin_run(self.module)

@@ -263,7 +263,7 @@ def to_mmengine(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
 _LIGHTNING_KEYS = frozenset((
     "epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks", "optimizer_states",
     "lr_schedulers", "hparams_name", "hyper_parameters", "hparams_type", "datamodule_hparams_name",
-    "datamodule_hyper_parameters", "meta", "mm2lightning",
+    "datamodule_hyper_parameters", "meta", "mm2lightning", "message_hub",
 ))
 
 

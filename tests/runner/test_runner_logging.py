@@ -54,7 +54,7 @@ def _data() -> list:
     return list(zip(x, x.sum(1, keepdim=True).sin()))
 
 
-def _run(runner_cls, base, metric_base, work_dir: Path, log_processor):
+def _run(runner_cls, base, metric_base, work_dir: Path, log_processor, **overrides):
     torch.manual_seed(0)
     model = make_model_class(base)()
     kwargs = dict(
@@ -73,6 +73,7 @@ def _run(runner_cls, base, metric_base, work_dir: Path, log_processor):
     )
     if log_processor is not None:
         kwargs["log_processor"] = log_processor
+    kwargs.update(overrides)
     if runner_cls is Runner:
         kwargs["trainer_cfg"] = dict(enable_progress_bar=False, enable_model_summary=False)
     runner = runner_cls(**kwargs)
@@ -122,9 +123,10 @@ def test_logged_values_hub_and_text_log_equal_mmengine(mmengine, tmp_path, log_p
         assert len(mine[0]) == (3 if key == "val/mse" else 30) and mine[0].dtype == theirs[0].dtype
         np.testing.assert_allclose(mine[0], theirs[0], rtol=0, atol=1e-6, err_msg=key)
         np.testing.assert_array_equal(mine[1], theirs[1])
-    for key in ("iter", "epoch", "max_iters", "max_epochs"):
+    for key in ("iter", "epoch", "max_iters", "max_epochs", "seed"):
         assert ours.message_hub.get_info(key) == ref.message_hub.get_info(key), key
     np.testing.assert_allclose(ours.message_hub.get_info("val/errors"), ref.message_hub.get_info("val/errors"), atol=1e-6)
+    assert ours.message_hub.get_info("experiment_name") == ours.experiment_name
     assert ours.message_hub.get_info("iter") == 29 and ours.message_hub.get_info("epoch") == 2
 
     # the text log: MMEngine's line head and the same formatted losses
@@ -134,3 +136,32 @@ def test_logged_values_hub_and_text_log_equal_mmengine(mmengine, tmp_path, log_p
     assert len(pattern.findall(ours_log)) == 6 and pattern.findall(ours_log) == pattern.findall(ref_log)
     val_pattern = re.compile(r"(Epoch\(val\) \[\d\]\[3/3\]) +mse: (\S+)")
     assert len(val_pattern.findall(ours_log)) == 3 and val_pattern.findall(ours_log) == val_pattern.findall(ref_log)
+
+
+def test_a_resumed_run_logs_and_holds_the_hub_of_the_uninterrupted_run(tmp_path):
+    """The hub is in the checkpoint (MMEngine's message_hub entry): the windows go on across a resume."""
+    import lightning.pytorch as pl
+
+    class StopAfterEpoch2(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            trainer.should_stop = trainer.current_epoch == 1
+
+    hooks = dict(logger=dict(type="LoggerHook", interval=5), checkpoint=dict(type="CheckpointHook", interval=1))
+    full = _run(Runner, BaseModel, BaseMetric, tmp_path / "full", None, default_hooks=hooks)
+    _run(Runner, BaseModel, BaseMetric, tmp_path / "run", None, default_hooks=hooks, custom_hooks=[StopAfterEpoch2()])
+    resumed = _run(Runner, BaseModel, BaseMetric, tmp_path / "run", None, default_hooks=hooks, resume=True,
+                   experiment_name=f"resumed_{uuid.uuid4().hex[:8]}")  # a new, empty hub, filled by the resume
+    assert resumed.trainer.global_step == 30
+    for key in ("train/loss", "train/lr", "val/mse"):
+        np.testing.assert_array_equal(resumed.message_hub.get_scalar(key).data[0], full.message_hub.get_scalar(key).data[0])
+
+    def logged(run_dir: Path) -> dict:
+        rows = {}
+        for path in run_dir.glob("*/metrics.csv"):
+            with open(path) as f:
+                rows.update({int(r["step"]) + 1: float(r["loss"]) for r in csv.DictReader(f) if r.get("loss")})
+        return rows
+
+    after_resume = {step: value for step, value in logged(tmp_path / "run").items() if step > 20}
+    assert sorted(after_resume) == [25, 30]  # window means over iterations 16-25 and 21-30, half before the resume
+    assert after_resume == {step: logged(tmp_path / "full")[step] for step in (25, 30)}

@@ -12,7 +12,8 @@ from torch import nn
 
 from mm2lightning.dist import master_only
 from mm2lightning.model.pretrained_init import PretrainedInit
-from mm2lightning.model.weight_init import InitCfg, initialize, logger, update_init_info
+from mm2lightning.logging import MMLogger, print_log
+from mm2lightning.model.weight_init import InitCfg, initialize, update_init_info
 from mm2lightning.model.wrappers import is_model_wrapper
 
 
@@ -33,8 +34,8 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
     initialised yet, then loads ``Pretrained`` configs last, so pretrained
     weights win. The same torch random draws are made as by MMEngine.
 
-    What initialised each parameter is logged at INFO level on the
-    ``mm2lightning.model`` logger (written to its ``FileHandler`` when it has one).
+    What initialised each parameter is written to the current ``MMLogger``'s
+    log file (the Runner's), or logged at INFO level without one, as MMEngine.
 
     Args:
         init_cfg: Initialisation config(s); deep-copied and stored.
@@ -76,7 +77,8 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
         if not self._is_init:
             pretrained_cfgs = []
             if self.init_cfg:
-                logger.debug("initialize %s with init_cfg %s", self.__class__.__name__, self.init_cfg)
+                print_log(f"initialize {self.__class__.__name__} with init_cfg {self.init_cfg}", logger="current",
+                          level=logging.DEBUG)
                 init_cfgs = [self.init_cfg] if isinstance(self.init_cfg, dict) else self.init_cfg
                 other_cfgs = []
                 for init_cfg in init_cfgs:
@@ -96,7 +98,8 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
                 initialize(self, pretrained_cfgs)
             self._is_init = True
         else:
-            logger.warning("init_weights of %s has been called more than once.", self.__class__.__name__)
+            print_log(f"init_weights of {self.__class__.__name__} has been called more than once.", logger="current",
+                      level=logging.WARNING)
 
         if is_top_level_module:
             self._dump_init_info()
@@ -105,7 +108,9 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
 
     @master_only
     def _dump_init_info(self) -> None:
-        """Log what initialised each parameter: to the logger's ``FileHandler`` streams, else at INFO level."""
+        """Log what initialised each parameter, as MMEngine: to the current ``MMLogger``'s ``FileHandler`` streams
+        (the Runner's log file), else at INFO level."""
+        logger = MMLogger.get_current_instance()
         file_handlers = [handler for handler in logger.handlers if isinstance(handler, logging.FileHandler)]
         for handler in file_handlers:
             handler.stream.write("Name of parameter - Initialization information\n")
@@ -114,7 +119,7 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
             handler.stream.flush()
         if not file_handlers:
             for name, param in self.named_parameters():
-                logger.info("\n%s - %s: \n%s \n ", name, param.shape, self._params_init_info[param]["init_info"])
+                logger.info(f"\n{name} - {param.shape}: \n{self._params_init_info[param]['init_info']} \n ")
 
     def __repr__(self) -> str:
         text = super().__repr__()

@@ -8,6 +8,8 @@ dicts are accepted.
 
 from __future__ import annotations
 
+import logging
+
 import os
 import re
 from collections import OrderedDict
@@ -18,7 +20,8 @@ from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
 from mm2lightning.dist import get_rank
-from mm2lightning.model.weight_init import logger, update_init_info
+from mm2lightning.logging import print_log
+from mm2lightning.model.weight_init import update_init_info
 from mm2lightning.model.wrappers import is_model_wrapper
 from mm2lightning.registry import WEIGHT_INITIALIZERS
 from mm2lightning.runner.checkpoint import checkpoint_kind, load_checkpoint_file, model_state_dict
@@ -119,7 +122,8 @@ def _load_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> 
     if missing_keys:
         err_msg.append(f"missing keys in source state_dict: {', '.join(missing_keys)}\n")
     if err_msg and get_rank() == 0:
-        logger.warning("\n".join(["The model and loaded state dict do not match exactly\n", *err_msg]))
+        print_log("\n".join(["The model and loaded state dict do not match exactly\n", *err_msg]), logger="current",
+                  level=logging.WARNING)
 
 
 @WEIGHT_INITIALIZERS.register_module(name="Pretrained")
@@ -140,9 +144,9 @@ class PretrainedInit:
     def __call__(self, module: nn.Module) -> None:
         """Load the weights into ``module``."""
         if self.prefix is None:
-            logger.info("load model from: %s", self.checkpoint)
+            print_log(f"load model from: {self.checkpoint}", logger="current")
         else:
-            logger.info("load %s in model from: %s", self.prefix, self.checkpoint)
+            print_log(f"load {self.prefix} in model from: {self.checkpoint}", logger="current")
         _load_state_dict(module, _load_pretrained_weights(self.checkpoint, self.prefix, self.map_location))
         if hasattr(module, "_params_init_info"):
             update_init_info(module, init_info=self._get_init_info())

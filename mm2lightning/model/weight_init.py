@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import warnings
 from typing import Any
@@ -23,7 +22,6 @@ from torch import Tensor, nn
 
 from mm2lightning.registry import WEIGHT_INITIALIZERS, build_from_cfg
 
-logger = logging.getLogger("mm2lightning.model")
 
 InitCfg = dict[str, Any] | list[dict[str, Any]]
 

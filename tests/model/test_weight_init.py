@@ -7,7 +7,6 @@ in the same order) and the per-parameter init info each BaseModule logs.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -331,15 +330,25 @@ def test_pretrained_matches_mmengine(init_both, pretrained, source, prefix):
         assert torch.equal(value, weights[f"backbone.{key}" if prefix else key]), key
 
 
-def test_pretrained_with_a_shape_mismatch_skips_it_with_a_warning_as_mmengine(init_both, pretrained, caplog):
+def ours_log_file(tmp_path, name: str):
+    """A new current mm2lightning ``MMLogger`` writing to a file (where MMEngine's messages go); its path."""
+    from mm2lightning.logging import MMLogger
+
+    path = tmp_path / f"{name}.log"
+    MMLogger.get_instance(f"{name}_{tmp_path.name}", log_file=str(path), log_level="INFO")
+    return path
+
+
+def test_pretrained_with_a_shape_mismatch_skips_it_with_a_warning_as_mmengine(init_both, pretrained, tmp_path):
     def build(api):
         return make_net(api, dict(type="Pretrained", checkpoint=str(pretrained / "converted.pth"), prefix="backbone"),
                         head_out=5)
 
-    with caplog.at_level(logging.WARNING, logger="mm2lightning.model"):
-        ours, _, changed = init_both(build)
+    log = ours_log_file(tmp_path, "mismatch")
+    ours, _, changed = init_both(build)
     assert "head.weight" not in changed and "conv1.weight" in changed
-    assert "size mismatch for head.weight" in caplog.text and "do not match exactly" in caplog.text
+    text = log.read_text()
+    assert "size mismatch for head.weight" in text and "do not match exactly" in text
 
 
 def _write_marker(path: str) -> None:
@@ -418,14 +427,15 @@ def test_unknown_type_is_a_registry_error_and_bad_arguments_are_named():
         ours_api.initialize(nn.Linear(1, 1), dict(type="Xavier", layer="Linear", distribution="gaussian"))
 
 
-def test_init_weights_twice_only_warns(caplog):
+def test_init_weights_twice_only_warns(tmp_path):
     model = make_nested(ours_api)
     model.init_weights()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    with caplog.at_level(logging.WARNING, logger="mm2lightning.model"):
-        model.init_weights()
-    assert caplog.messages == ["init_weights of Root has been called more than once."]
+    log = ours_log_file(tmp_path, "twice")
+    model.init_weights()
+    lines = [line for line in log.read_text().splitlines() if " - WARNING - " in line]
+    assert len(lines) == 1 and lines[0].endswith("init_weights of Root has been called more than once.")
     assert torch.equal(rng, torch.get_rng_state())
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
@@ -434,16 +444,17 @@ def test_init_weights_twice_only_warns(caplog):
 def test_init_info_is_written_to_file_handlers_as_mmengine(mm_api, tmp_path):
     from mmengine.logging import MMLogger
 
+    from mm2lightning.logging import MMLogger as OursLogger
+
     build = lambda api: make_net(api, CASES["override-with-type"])  # noqa: E731
-    handler = logging.FileHandler(tmp_path / "ours.log")
-    ours_logger = logging.getLogger("mm2lightning.model")
-    ours_logger.addHandler(handler)
+    ours_logger = OursLogger.get_instance("weight_init_test", log_file=str(tmp_path / "ours.log"), log_level="WARNING")
     try:
         torch.manual_seed(0)
         build(ours_api).init_weights()
     finally:
-        ours_logger.removeHandler(handler)
-        handler.close()
+        for h in ours_logger.handlers:
+            h.close()
+        ours_logger.handlers.clear()
     mm_logger = MMLogger.get_instance("weight_init_test", log_file=str(tmp_path / "ref.log"), log_level="WARNING")
     try:
         torch.manual_seed(0)
@@ -457,8 +468,11 @@ def test_init_info_is_written_to_file_handlers_as_mmengine(mm_api, tmp_path):
     assert "head.weight - torch.Size([2, 4]): \nNormalInit: mean=0, std=0.01, bias=0 \n" in text
 
 
-def test_init_info_is_logged_at_info_level_without_a_file_handler(caplog):
-    with caplog.at_level(logging.INFO, logger="mm2lightning.model"):
-        make_net(ours_api, dict(type="Constant", layer="Linear", val=1)).init_weights()
-    assert len(caplog.records) == len(list(make_net(ours_api).parameters()))
-    assert "\nhead.weight - torch.Size([2, 4]): \nConstantInit: val=1, bias=0 \n " in caplog.messages
+def test_init_info_is_logged_at_info_level_without_a_file_handler(tmp_path, capsys):
+    from mm2lightning.logging import MMLogger
+
+    MMLogger.get_instance(f"no_file_{tmp_path.name}", log_level="INFO")  # console only
+    make_net(ours_api, dict(type="Constant", layer="Linear", val=1)).init_weights()
+    out = capsys.readouterr().out
+    assert out.count(" - INFO - ") == len(list(make_net(ours_api).parameters()))
+    assert "\nhead.weight - torch.Size([2, 4]): \nConstantInit: val=1, bias=0 \n " in out

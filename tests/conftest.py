@@ -11,3 +11,14 @@ def mmengine():
     return pytest.importorskip(
         "mmengine", reason="parity tests need mmengine (pip install -e '.[test]'); the README's test command installs it"
     )
+
+
+@pytest.fixture
+def log_text(tmp_path, request):
+    """A new current mm2lightning ``MMLogger`` writing to a file (where MMEngine-style messages go, as
+    ``print_log(..., logger='current')``); call the fixture's value to read what was written."""
+    from mm2lightning.logging import MMLogger
+
+    path = tmp_path / "current.log"
+    MMLogger.get_instance(f"test_{request.node.name}_{tmp_path.name}", log_file=str(path), log_level="INFO")
+    return lambda: path.read_text() if path.exists() else ""

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
-from mm2lightning.dist import is_main_process
 from mm2lightning.hooks.hook import DATA_BATCH, Hook
+from mm2lightning.logging import print_log
 from mm2lightning.model import BaseAveragedModel, is_model_wrapper
 from mm2lightning.registry import HOOKS, MODELS
-
-log = logging.getLogger(__name__)
+from mm2lightning.runner.checkpoint import load_state_dict
 
 
 class EMAHookError(ValueError, AssertionError):
@@ -22,40 +20,6 @@ class EMAHookError(ValueError, AssertionError):
 
     An ``AssertionError`` too, because MMEngine asserts on these.
     """
-
-
-def _load_state_dict(module: nn.Module, state_dict: Mapping[str, Any], strict: bool) -> None:
-    """Load ``state_dict`` into ``module`` as ``mmengine.runner.load_state_dict`` does.
-
-    Entries whose shape differs are skipped, and a missing ``num_batches_tracked``
-    is not a mismatch. Any other mismatch raises ``RuntimeError`` when ``strict``
-    (on every rank), else is logged as a warning (on the main process).
-    """
-    own = module.state_dict()
-    mismatched = [
-        key for key, value in state_dict.items()
-        if key in own and isinstance(value, Tensor) and value.shape != own[key].shape
-    ]
-    result = module.load_state_dict({k: v for k, v in state_dict.items() if k not in mismatched}, strict=False)
-    missing = [k for k in result.missing_keys if k not in mismatched and "num_batches_tracked" not in k]
-    errors = [
-        f"size mismatch for {key}: copying a param with shape {tuple(state_dict[key].shape)} from checkpoint, "
-        f"the shape in current model is {tuple(own[key].shape)}."
-        for key in mismatched
-    ]
-    if result.unexpected_keys:
-        errors.append(f"unexpected key in source state_dict: {', '.join(result.unexpected_keys)}")
-    if missing:
-        errors.append(f"missing keys in source state_dict: {', '.join(missing)}")
-    if errors:
-        message = "The model and loaded state dict do not match exactly\n" + "\n".join(errors)
-        if strict:
-            raise RuntimeError(
-                f"{message}\nEMAHook(strict_load=True) needs the checkpoint's state_dict to match the model's keys "
-                "and shapes; pass strict_load=False to load the matching entries with a warning"
-            )
-        if is_main_process():
-            log.warning(message)
 
 
 @HOOKS.register_module()
@@ -183,11 +147,11 @@ class EMAHook(Hook):
             self.ema_model.load_state_dict(checkpoint["ema_state_dict"], strict=self.strict_load)
         else:
             if runner._resume:
-                log.warning(
+                print_log(
                     "There is no `ema_state_dict` in checkpoint. `EMAHook` will make a copy of `state_dict` as the "
-                    "initial `ema_state_dict`"
+                    "initial `ema_state_dict`", logger="current", level=logging.WARNING,
                 )
-            _load_state_dict(self.ema_model.module, checkpoint["state_dict"], strict=self.strict_load)
+            load_state_dict(self.ema_model.module, checkpoint["state_dict"], strict=self.strict_load)
 
     def _swap_ema_parameters(self) -> None:
         """Swap the source model's parameters (and buffers with ``update_buffers``) with the averaged ones."""

@@ -37,7 +37,7 @@ def apply_mmengine_layout(checkpoint: dict[str, Any], view: dict[str, Any]) -> N
     checkpoint.clear()
     checkpoint.update(view)
     checkpoint["state_dict"] = {**{_MODEL_PREFIX + k: v for k, v in view["state_dict"].items()}, **other}
-    if not had_meta and not checkpoint["meta"]:
+    if not had_meta and not checkpoint.get("meta", True):
         del checkpoint["meta"]
 
 
@@ -69,14 +69,26 @@ class HookDriver(pl.Callback):
         self.view: RunnerView | None = None
         self._module: Any = None
         self._in_run = False
-        self._calls: dict[str, list[Any]] = {}
+        self._calls = {stage: self.hooks.at(stage) for stage in Hook.stages}
 
     def bind(self, module: Any) -> RunnerView:
-        """Attach to ``module`` (an ``MMLightningModule``); returns the runner view hooks get."""
+        """Attach to ``module`` (an ``MMLightningModule``, which calls the points Lightning's callbacks lack:
+        the checkpoint points and the end of an iteration); returns the runner view hooks get.
+
+        Raises:
+            ValueError: ``module`` drives another ``HookDriver`` already.
+        """
         if self._module is not module:
+            driver = getattr(module, "hook_driver", None)
+            if driver is None:
+                module.hook_driver = self
+            elif driver is not self:
+                raise ValueError(
+                    "the MMLightningModule has hooks of its own (MMLightningModule(hooks=...)) and the Trainer got "
+                    "another HookDriver: give the hooks in one place"
+                )
             self._module = module
             self.view = RunnerView(module, self._runner, self._by_epoch)
-            self._calls = {stage: self.hooks.at(stage) for stage in Hook.stages}
         return self.view
 
     def call(self, stage: str, **kwargs: Any) -> None:

@@ -184,7 +184,8 @@ class MMLightningModule(pl.LightningModule):
         self.checkpoint_meta: dict[str, Any] = {}
         self.test_metrics: dict[str, Any] = {}
         if hooks is not None and not isinstance(hooks, HookDriver):
-            hooks = HookDriver(hooks) if len(hooks) else None
+            hooks = list(hooks)
+            hooks = HookDriver(hooks) if hooks else None
         self.hook_driver: HookDriver | None = hooks  # None: no callback, no cost per iteration
 
     @staticmethod

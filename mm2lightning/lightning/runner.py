@@ -246,6 +246,8 @@ class Runner:
         )
         self.module.message_hub = self.message_hub
         self.module.checkpoint_meta = self._meta  # the same dict: a seed settled later is saved too
+        if self._hook_driver is not None:
+            self._hook_driver.bind(self.module)  # hooks' runner view, from load_checkpoint on
         self._dataloaders = dict(train=train_dataloader, val=val_dataloader, test=test_dataloader)
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
         self._extra_callbacks = list(callbacks or [])

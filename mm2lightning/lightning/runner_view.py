@@ -25,6 +25,16 @@ class _LoopView:
     max_epochs = property(lambda self: self._view.max_epochs)
     max_iters = property(lambda self: self._view.max_iters)
 
+    @property
+    def stop_training(self) -> bool:
+        """MMEngine's flag to end training (``EarlyStoppingHook`` sets it): Lightning's ``trainer.should_stop``."""
+        trainer = self._view.trainer
+        return bool(trainer is not None and trainer.should_stop)
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        self._view.trainer.should_stop = bool(value)
+
 
 class RunnerView:
     """The ``runner`` argument hooks get under Lightning: MMEngine Runner attributes, computed on access.

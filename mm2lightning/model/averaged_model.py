@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mm2lightning.logging import print_log
 from mm2lightning.registry import MODELS
 
-log = logging.getLogger(__name__)
 
 
 class AveragedModelError(ValueError, AssertionError):
@@ -64,6 +64,7 @@ class BaseAveragedModel(nn.Module):
         if device is not None:
             self.module = self.module.to(device)
         self.register_buffer("steps", torch.tensor(0, dtype=torch.long, device=device))
+        self._host_steps: int | None = 0  # ``steps`` on the host: no device sync per update (None: read it)
         self.update_buffers = update_buffers
         self.avg_parameters = self._averaged_tensors()
 
@@ -101,7 +102,7 @@ class BaseAveragedModel(nn.Module):
             model: The source model, with the same structure as :attr:`module`.
         """
         src_parameters = model.state_dict() if self.update_buffers else dict(model.named_parameters())
-        steps = int(self.steps)
+        steps = int(self.steps) if self._host_steps is None else self._host_steps
         if steps == 0:
             for k, p_avg in self.avg_parameters.items():
                 p_avg.data.copy_(src_parameters[k].data)
@@ -114,7 +115,11 @@ class BaseAveragedModel(nn.Module):
             for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
                 b_avg.data.copy_(b_src.data.to(b_avg.device))
         self.steps += 1
+        self._host_steps = steps + 1
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._host_steps = None  # ``steps`` was loaded: read it at the next update
 
 @MODELS.register_module()
 class StochasticWeightAverage(BaseAveragedModel):
@@ -159,10 +164,10 @@ class ExponentialMovingAverage(BaseAveragedModel):
             )
         super().__init__(model, interval, device, update_buffers)
         if momentum > 0.5:
-            log.warning(
+            print_log(
                 "The value of momentum in EMA is usually a small number, which is different from the conventional "
-                "notion of momentum but got %s. Please make sure the value is correct.",
-                momentum,
+                f"notion of momentum but got {momentum}. Please make sure the value is correct.",
+                logger="current", level=logging.WARNING,
             )
         self.momentum = momentum
 

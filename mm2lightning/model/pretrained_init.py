@@ -8,7 +8,6 @@ dicts are accepted.
 
 from __future__ import annotations
 
-import logging
 
 import os
 import re
@@ -17,14 +16,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.module import _IncompatibleKeys
 
-from mm2lightning.dist import get_rank
 from mm2lightning.logging import print_log
 from mm2lightning.model.weight_init import update_init_info
-from mm2lightning.model.wrappers import is_model_wrapper
 from mm2lightning.registry import WEIGHT_INITIALIZERS
-from mm2lightning.runner.checkpoint import checkpoint_kind, load_checkpoint_file, model_state_dict
+from mm2lightning.runner.checkpoint import checkpoint_kind, load_checkpoint_file, load_state_dict, model_state_dict
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _LIGHTNING_MODEL = "model"
@@ -83,49 +79,6 @@ def _load_pretrained_weights(
     return weights
 
 
-def _load_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Load ``state_dict`` into ``module`` as MMEngine's ``load_state_dict(strict=False)``.
-
-    Model wrappers inside ``module`` are looked through. Unlike ``nn.Module.load_state_dict(strict=False)``,
-    tensors whose shape differs are skipped with a warning, not an error; missing (except
-    ``num_batches_tracked``) and unexpected keys are logged as a warning on rank 0.
-    """
-    unexpected_keys: list[str] = []
-    missing_keys: list[str] = []
-    err_msg: list[str] = []
-    metadata = getattr(state_dict, "_metadata", None)
-
-    def load(module: nn.Module, local_state_dict: dict[str, torch.Tensor], prefix: str = "") -> None:
-        if is_model_wrapper(module):
-            module = module.module
-        local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
-        module._load_from_state_dict(
-            local_state_dict, prefix, local_metadata, True, missing_keys, unexpected_keys, err_msg
-        )
-        for name, child in module._modules.items():
-            if child is not None:
-                child_prefix = prefix + name + "."
-                child_state = {k: v for k, v in local_state_dict.items() if k.startswith(child_prefix)}
-                load(child, child_state, child_prefix)
-        incompatible_keys = _IncompatibleKeys(missing_keys, unexpected_keys)
-        for hook in module._load_state_dict_post_hooks.values():
-            if hook(module, incompatible_keys) is not None:
-                raise RuntimeError(
-                    "Hooks registered with ``register_load_state_dict_post_hook`` are not expected to return new "
-                    "values; modify incompatible_keys in place."
-                )
-
-    load(module, dict(state_dict))
-    missing_keys = [key for key in missing_keys if "num_batches_tracked" not in key]
-    if unexpected_keys:
-        err_msg.append(f"unexpected key in source state_dict: {', '.join(unexpected_keys)}\n")
-    if missing_keys:
-        err_msg.append(f"missing keys in source state_dict: {', '.join(missing_keys)}\n")
-    if err_msg and get_rank() == 0:
-        print_log("\n".join(["The model and loaded state dict do not match exactly\n", *err_msg]), logger="current",
-                  level=logging.WARNING)
-
-
 @WEIGHT_INITIALIZERS.register_module(name="Pretrained")
 class PretrainedInit:
     """``Pretrained``: load a checkpoint's weights into the module (``strict=False``).
@@ -147,7 +100,7 @@ class PretrainedInit:
             print_log(f"load model from: {self.checkpoint}", logger="current")
         else:
             print_log(f"load {self.prefix} in model from: {self.checkpoint}", logger="current")
-        _load_state_dict(module, _load_pretrained_weights(self.checkpoint, self.prefix, self.map_location))
+        load_state_dict(module, _load_pretrained_weights(self.checkpoint, self.prefix, self.map_location))
         if hasattr(module, "_params_init_info"):
             update_init_info(module, init_info=self._get_init_info())
 

@@ -17,6 +17,7 @@ defaults to ``weights_only=True``.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
@@ -27,7 +28,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
 
+from mm2lightning.dist import get_rank
+from mm2lightning.logging import print_log
 from mm2lightning.runner.safe_unpickler import (
     HistoryBufferData,
     pickled_globals,
@@ -334,3 +339,55 @@ def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str])
     if src.resolve() == dst.resolve() or (dst.exists() and dst.samefile(src)):
         raise ValueError(f"convert_checkpoint would overwrite its source {src}; choose another destination")
     return save_checkpoint_atomic(to_mmengine(load_checkpoint_file(src)), dst, plain=True)
+
+
+def load_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], strict: bool = False) -> None:
+    """Load ``state_dict`` into ``module`` as ``mmengine.runner.load_state_dict``.
+
+    Model wrappers inside ``module`` are looked through. Unlike ``nn.Module.load_state_dict(strict=False)``,
+    tensors whose shape differs are skipped, not an error. Shape mismatches, missing keys (except
+    ``num_batches_tracked``) and unexpected keys are logged as a warning on rank 0, or raised.
+
+    Raises:
+        RuntimeError: With ``strict``, on any of those mismatches (on every rank).
+    """
+    from mm2lightning.model.wrappers import is_model_wrapper  # the model package imports this module
+
+    unexpected_keys: list[str] = []
+    missing_keys: list[str] = []
+    err_msg: list[str] = []
+    metadata = getattr(state_dict, "_metadata", None)
+
+    def load(module: nn.Module, local_state_dict: dict[str, torch.Tensor], prefix: str = "") -> None:
+        if is_model_wrapper(module):
+            module = module.module
+        local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+        module._load_from_state_dict(
+            local_state_dict, prefix, local_metadata, True, missing_keys, unexpected_keys, err_msg
+        )
+        for name, child in module._modules.items():
+            if child is not None:
+                child_prefix = prefix + name + "."
+                child_state = {k: v for k, v in local_state_dict.items() if k.startswith(child_prefix)}
+                load(child, child_state, child_prefix)
+        incompatible_keys = _IncompatibleKeys(missing_keys, unexpected_keys)
+        for hook in module._load_state_dict_post_hooks.values():
+            if hook(module, incompatible_keys) is not None:
+                raise RuntimeError(
+                    "Hooks registered with ``register_load_state_dict_post_hook`` are not expected to return new "
+                    "values; modify incompatible_keys in place."
+                )
+
+    load(module, dict(state_dict))
+    missing_keys = [key for key in missing_keys if "num_batches_tracked" not in key]
+    if unexpected_keys:
+        err_msg.append(f"unexpected key in source state_dict: {', '.join(unexpected_keys)}\n")
+    if missing_keys:
+        err_msg.append(f"missing keys in source state_dict: {', '.join(missing_keys)}\n")
+    if not err_msg:
+        return
+    message = "\n".join(["The model and loaded state dict do not match exactly\n", *err_msg])
+    if strict:
+        raise RuntimeError(f"{message}\n(strict loading: the state dict must match the model's keys and shapes)")
+    if get_rank() == 0:
+        print_log(message, logger="current", level=logging.WARNING)

@@ -10,8 +10,9 @@ from mm2lightning.runner import load_checkpoint_file, to_mmengine
 from test_hook_parity import data, make_metric_cls, make_model_cls  # noqa: E402 - tests/hooks on sys.path
 
 
-def build(package: str, work_dir, ema, max_epochs: int = 3, **extra):
-    """The hook-parity model's Runner with an EMA hook; returns it and the list validation metrics go to."""
+def build(package: str, work_dir, hook, max_epochs: int = 3, **extra):
+    """The hook-parity model's Runner with ``hook`` (an EMA hook in most tests); returns it and the list
+    validation metrics go to."""
     if package == "mmengine":
         from mmengine.evaluator import BaseMetric
         from mmengine.hooks import Hook
@@ -46,7 +47,7 @@ def build(package: str, work_dir, ema, max_epochs: int = 3, **extra):
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         val_cfg=dict(),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1, momentum=0.9)),
-        custom_hooks=[ema, RecordMetrics()],
+        custom_hooks=[hook, RecordMetrics()],
         randomness=dict(seed=3),
         **extra,
     )
@@ -131,3 +132,16 @@ def test_ema_checkpoints_of_mmengine_resume_and_evaluate_as_in_mmengine(mmengine
     monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
     metrics = build("mm2lightning", tmp_path / "val", dict(EMA_CFG), load_from=checkpoint)[0].val()
     assert metrics["acc"] == pytest.approx(ref_metrics["acc"], abs=1e-6)
+
+
+def test_mmengine_early_stopping_hook_stops_where_mmengine_stops(mmengine, tmp_path):
+    """mmengine's own EarlyStoppingHook sets runner.train_loop.stop_training; training ends after the same epoch."""
+    def early_stopping():  # 'less': the metric (-MSE) goes -0.44, -0.83, -0.38: no better at epoch 3, which stops
+        return mmengine.hooks.EarlyStoppingHook(monitor="acc", rule="less", patience=1)
+
+    ref_runner, ref_records = build("mmengine", tmp_path / "mmengine", early_stopping(), max_epochs=5)
+    ref_runner.train()
+    runner, records = build("mm2lightning", tmp_path / "ours", early_stopping(), max_epochs=5)
+    runner.train()
+    assert len(records) == len(ref_records) == 3 and runner.trainer.global_step == ref_runner.iter == 15
+    assert [r["acc"] for r in records] == pytest.approx([r["acc"] for r in ref_records], abs=1e-6)

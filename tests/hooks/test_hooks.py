@@ -235,6 +235,40 @@ def test_module_hooks_run_under_a_plain_trainer_and_no_callback_without_hooks(tm
     assert plain.hook_driver is None and not any(isinstance(c, HookDriver) for c in trainer.callbacks)
 
 
+def test_a_hook_driver_given_to_the_trainer_drives_every_point(tmp_path):
+    seen = []
+
+    class Points(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            seen.append(("after_train_iter", runner.epoch, runner.iter))
+
+        def after_train_epoch(self, runner) -> None:
+            seen.append(("after_train_epoch", runner.epoch, runner.iter))
+
+        def before_save_checkpoint(self, runner, checkpoint) -> None:
+            seen.append(("before_save_checkpoint", sorted(checkpoint["state_dict"])[:1]))
+
+    torch.manual_seed(0)
+    module = MMLightningModule(Regression(), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)))
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[HookDriver([Points()])])
+    trainer.fit(module, loader())
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    assert seen == [("after_train_iter", 0, 0), ("after_train_iter", 0, 1), ("after_train_iter", 0, 2),
+                    ("after_train_epoch", 0, 3), ("before_save_checkpoint", ["body.0.bias"])]
+    with pytest.raises(ValueError, match="give the hooks in one place"):
+        HookDriver([Points()]).bind(module)
+
+
+def test_runner_load_checkpoint_calls_after_load_checkpoint_before_any_run(tmp_path):
+    runner(tmp_path / "a").train()
+    hook = EditCheckpoints()
+    fresh = runner(tmp_path / "b", custom_hooks=[hook])
+    fresh.load_checkpoint(tmp_path / "a" / "epoch_2.ckpt")
+    assert hook.resume is False and hook.loaded_keys == sorted(fresh.model.state_dict())
+    assert torch.equal(fresh.model.body[2].bias.detach(), torch.zeros(1))
+
+
 # ---------------------------------------------------------------------------------------- helpers
 @pytest.mark.parametrize("epoch, iteration", [(0, 0), (1, 5), (2, 11), (3, 3)])
 def test_helpers_equal_mmengine(mmengine, epoch, iteration):

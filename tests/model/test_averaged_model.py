@@ -147,10 +147,9 @@ def test_interval_must_be_positive_int(interval):
         StochasticWeightAverage(_source(), interval=interval)
 
 
-def test_large_momentum_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="mm2lightning.model.averaged_model"):
-        ExponentialMovingAverage(_source(), momentum=0.9)
-    assert "usually a small number" in caplog.text and "0.9" in caplog.text
+def test_large_momentum_warns(log_text):
+    ExponentialMovingAverage(_source(), momentum=0.9)
+    assert "usually a small number" in log_text() and "0.9" in log_text()
 
 
 def test_registered_names():

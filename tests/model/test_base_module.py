@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 
 import pytest
 import torch
@@ -69,17 +68,16 @@ def test_init_weights_recursion_matches_mmengine(mmengine):
     assert calls == ref_calls
 
 
-def test_children_already_initialised_are_skipped_and_second_call_warns(caplog):
+def test_children_already_initialised_are_skipped_and_second_call_warns(log_text):
     calls: list[str] = []
     root = _tree(BaseModule, calls)
     root.b.is_init = True
     root.init_weights()
     assert "b" not in calls
     calls.clear()
-    with caplog.at_level(logging.WARNING, logger="mm2lightning.model"):
-        root.init_weights()
+    root.init_weights()
     assert calls == []
-    assert "init_weights of Root has been called more than once" in caplog.text
+    assert "init_weights of Root has been called more than once" in log_text()
 
 
 def test_init_cfg_is_deep_copied_and_shown_in_repr():

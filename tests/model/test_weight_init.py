@@ -330,24 +330,14 @@ def test_pretrained_matches_mmengine(init_both, pretrained, source, prefix):
         assert torch.equal(value, weights[f"backbone.{key}" if prefix else key]), key
 
 
-def ours_log_file(tmp_path, name: str):
-    """A new current mm2lightning ``MMLogger`` writing to a file (where MMEngine's messages go); its path."""
-    from mm2lightning.logging import MMLogger
-
-    path = tmp_path / f"{name}.log"
-    MMLogger.get_instance(f"{name}_{tmp_path.name}", log_file=str(path), log_level="INFO")
-    return path
-
-
-def test_pretrained_with_a_shape_mismatch_skips_it_with_a_warning_as_mmengine(init_both, pretrained, tmp_path):
+def test_pretrained_with_a_shape_mismatch_skips_it_with_a_warning_as_mmengine(init_both, pretrained, log_text):
     def build(api):
         return make_net(api, dict(type="Pretrained", checkpoint=str(pretrained / "converted.pth"), prefix="backbone"),
                         head_out=5)
 
-    log = ours_log_file(tmp_path, "mismatch")
     ours, _, changed = init_both(build)
     assert "head.weight" not in changed and "conv1.weight" in changed
-    text = log.read_text()
+    text = log_text()
     assert "size mismatch for head.weight" in text and "do not match exactly" in text
 
 
@@ -427,14 +417,13 @@ def test_unknown_type_is_a_registry_error_and_bad_arguments_are_named():
         ours_api.initialize(nn.Linear(1, 1), dict(type="Xavier", layer="Linear", distribution="gaussian"))
 
 
-def test_init_weights_twice_only_warns(tmp_path):
+def test_init_weights_twice_only_warns(log_text):
     model = make_nested(ours_api)
     model.init_weights()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    log = ours_log_file(tmp_path, "twice")
     model.init_weights()
-    lines = [line for line in log.read_text().splitlines() if " - WARNING - " in line]
+    lines = [line for line in log_text().splitlines() if " - WARNING - " in line]
     assert len(lines) == 1 and lines[0].endswith("init_weights of Root has been called more than once.")
     assert torch.equal(rng, torch.get_rng_state())
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -172,3 +172,23 @@ def test_hooks_see_what_mmengine_runner_shows_them(mmengine, tmp_path, train_cfg
     assert [r[:2] for r in ours] == [r[:2] for r in expected]  # the points, and the hooks' order at each
     for got, want in zip(ours, expected):
         assert got == want
+
+
+def test_epoch_checkpoints_differ_from_mmengine_only_where_documented(mmengine, tmp_path):
+    """Epoch-end checkpoints are written after the epoch's validation (Lightning's order; README "Not yet"):
+    every other point is MMEngine's, and the saves see the same checkpoint, one epoch later in the counter."""
+    train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=2)
+    checkpoint = dict(type="CheckpointHook", interval=1)
+    expected = run("mmengine", tmp_path / "mmengine", train_cfg, checkpoint)
+    ours = run("mm2lightning", tmp_path / "ours", train_cfg, checkpoint)
+
+    def split(record):
+        saves = [r for r in record if r[1] == "before_save_checkpoint"]
+        return [r for r in record if r[1] != "before_save_checkpoint"], saves
+
+    (ours_rest, ours_saves), (ref_rest, ref_saves) = split(ours), split(expected)
+    assert ours_rest == ref_rest
+    assert len(ours_saves) == len(ref_saves) == 9  # 3 epochs x 3 hooks
+    for got, want in zip(ours_saves, ref_saves):
+        assert got[:2] == want[:2] and got[3:] == want[3:]  # hook, point, iter, max_*, the checkpoint's keys
+        assert got[2] == want[2] + 1  # runner.epoch already counts the epoch

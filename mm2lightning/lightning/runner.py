@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mm2lightning.config import Config, ConfigError, import_custom_modules
-from mm2lightning.dataset import build_dataloader
+from mm2lightning.dataset import InfiniteSampler, build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.callbacks import find_latest_checkpoint
 from mm2lightning.lightning.hook_driver import HookDriver
@@ -83,12 +83,16 @@ def _resume_in_epoch(loader: DataLoader, epoch: int, count: int) -> None:
     object.__setattr__(loader, name, _SkipFirstBatches(getattr(loader, name), count))  # DataLoader forbids setattr
 
 
-def _position_in_epoch(checkpoint: Mapping[str, Any]) -> tuple[int, int]:
-    """The epoch and the batches done in it when a Lightning checkpoint was saved (batches 0 at an epoch end)."""
+def _position_in_epoch(checkpoint: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The epoch, the batches done in it (0 at an epoch end) and all batches done when a Lightning checkpoint was
+    saved."""
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
-    if not progress or progress["is_last_batch"]:
-        return 0, 0
-    return int(checkpoint["epoch"]), int(progress["current"]["processed"])
+    if not progress:
+        return 0, 0, 0
+    done = int(progress["total"]["processed"])
+    if progress["is_last_batch"]:
+        return 0, 0, done
+    return int(checkpoint["epoch"]), int(progress["current"]["processed"]), done
 
 
 class Runner:
@@ -205,7 +209,7 @@ class Runner:
         self.resume = resume
         self._loaded_weights = False  # as MMEngine: load_from applies once, in the first train/val/test
         self._resumed = False  # and resume once, in train
-        self._resume_position = (0, 0)  # epoch and batches done in it, when resuming a mid-epoch checkpoint
+        self._resume_position = (0, 0, 0)  # epoch, batches done in it, and all batches, when resuming
 
         randomness = dict(randomness or {})
         unknown = set(randomness) - {"seed", "deterministic", "diff_rank_seed"}
@@ -351,9 +355,12 @@ class Runner:
     def _loader_factory(self, loader: Any, stage: str) -> Callable[[], DataLoader]:
         def build() -> DataLoader:
             built = build_dataloader(loader, seed=self._shared_seed(), diff_rank_seed=self._diff_rank_seed)
-            if stage == "train" and self._resume_position[1]:
-                _resume_in_epoch(built, *self._resume_position)
-                self._resume_position = (0, 0)
+            epoch, in_epoch, in_all = self._resume_position
+            if isinstance(getattr(built, "sampler", None), InfiniteSampler):
+                in_epoch = in_all  # one stream across Lightning's epochs: skip every batch drawn, as MMEngine
+            if stage == "train" and in_epoch:
+                _resume_in_epoch(built, epoch, in_epoch)
+                self._resume_position = (0, 0, 0)
             return built
 
         return build

@@ -36,7 +36,7 @@ def build(package: str, work_dir, hook, max_epochs: int = 3, **extra):
             records.append(dict(metrics))
 
     torch.manual_seed(0)
-    runner = Runner(
+    args = dict(
         model=make_model_cls(BaseModel)(),
         work_dir=str(work_dir),
         train_dataloader=dict(dataset=data(20, 1), batch_size=4, sampler=dict(type="DefaultSampler", shuffle=True),
@@ -49,9 +49,8 @@ def build(package: str, work_dir, hook, max_epochs: int = 3, **extra):
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1, momentum=0.9)),
         custom_hooks=[hook, RecordMetrics()],
         randomness=dict(seed=3),
-        **extra,
     )
-    return runner, records
+    return Runner(**dict(args, **extra)), records
 
 
 def run(package: str, work_dir, ema, max_epochs: int = 3, **extra):
@@ -145,3 +144,28 @@ def test_mmengine_early_stopping_hook_stops_where_mmengine_stops(mmengine, tmp_p
     runner.train()
     assert len(records) == len(ref_records) == 3 and runner.trainer.global_step == ref_runner.iter == 15
     assert [r["acc"] for r in records] == pytest.approx([r["acc"] for r in ref_records], abs=1e-6)
+
+
+ITERATION_BASED = dict(
+    train_dataloader=dict(dataset=data(20, 1), batch_size=4, sampler=dict(type="InfiniteSampler", shuffle=True),
+                          collate_fn=dict(type="default_collate")),
+    train_cfg=dict(by_epoch=False, max_iters=12, val_interval=6),
+    default_hooks=dict(checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=4)),
+)
+
+
+def test_iteration_based_ema_equals_mmengine_and_resumes_mid_stream(mmengine, tmp_path, monkeypatch):
+    """IterBasedTrainLoop with InfiniteSampler (5 batches a pass): the run equals MMEngine's, and a resume after
+    the first pass (iter_8) or inside it (iter_4) equals the uninterrupted run, as MMEngine's resume does."""
+    ref_runner, ref_hook, ref_metrics = run("mmengine", tmp_path / "mmengine", dict(EMA_CFG), **ITERATION_BASED)
+    runner, hook, metrics = run("mm2lightning", tmp_path / "full", dict(EMA_CFG), **ITERATION_BASED)
+    assert_close(state(runner.model), state(ref_runner.model))
+    assert_close(state(hook.ema_model), state(ref_hook.ema_model))
+    assert [m["acc"] for m in metrics] == pytest.approx([m["acc"] for m in ref_metrics], abs=1e-6)
+    for name in ("iter_4.ckpt", "iter_8.ckpt"):
+        resumed, resumed_hook, _ = run("mm2lightning", tmp_path / "resumed", dict(EMA_CFG), resume=True,
+                                       load_from=str(tmp_path / "full" / name), **ITERATION_BASED)
+        for key, value in state(runner.model).items():
+            assert torch.equal(state(resumed.model)[key], value), (name, key)
+        for key, value in state(hook.ema_model).items():
+            assert torch.equal(state(resumed_hook.ema_model)[key], value), (name, key)

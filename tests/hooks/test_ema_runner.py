@@ -75,10 +75,14 @@ def assert_close(ours: dict, ref: dict) -> None:
 EMA_CFG = dict(type="EMAHook", momentum=0.2, begin_iter=2)
 
 
-@pytest.mark.parametrize("hook_given_as", ["our config", "mmengine instance"])
+@pytest.mark.parametrize("hook_given_as", ["our config", "mmengine instance", "mmengine class in a config"])
 def test_ema_hook_equals_mmengine_runner(mmengine, tmp_path, hook_given_as):
     ref_runner, ref_hook, ref_metrics = run("mmengine", tmp_path / "mmengine", dict(EMA_CFG))
-    ema = dict(EMA_CFG) if hook_given_as == "our config" else mmengine.hooks.EMAHook(momentum=0.2, begin_iter=2)
+    ema = {
+        "our config": dict(EMA_CFG),
+        "mmengine instance": mmengine.hooks.EMAHook(momentum=0.2, begin_iter=2),
+        "mmengine class in a config": dict(EMA_CFG, type=mmengine.hooks.EMAHook),
+    }[hook_given_as]
     runner, hook, metrics = run("mm2lightning", tmp_path / "ours", ema)
 
     assert_close(state(runner.model), state(ref_runner.model))  # raw weights

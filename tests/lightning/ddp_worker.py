@@ -25,6 +25,8 @@ from gan import GAN_OPTIM, make_gan_class, ring_dataset  # noqa: E402
 from models import Net, net_data  # noqa: E402
 
 from mm2lightning import MMDDPStrategy, MMLightningModule, SeparateDDPStrategy  # noqa: E402
+from mm2lightning.dist import master_only  # noqa: E402
+from mm2lightning.hooks import Hook  # noqa: E402
 from mm2lightning.model import BaseDataPreprocessor, BaseModel, MMDistributedDataParallel  # noqa: E402
 from mm2lightning.model import MMSeparateDistributedDataParallel  # noqa: E402
 from mm2lightning.optim import OptimWrapperDict  # noqa: E402
@@ -72,6 +74,23 @@ class CustomWholeModelDDP(MMDistributedDataParallel):
         return _twice(self.module, data, optim_wrapper, lambda batch: self(*batch, mode="loss"))
 
 
+NET_EMA = dict(type="EMAHook", momentum=0.1)
+
+
+class RunnerViewOfRank(Hook):
+    """Records what the runner view says about the process group, and writes one line from rank 0 only."""
+
+    def before_train(self, runner) -> None:
+        self.seen = (runner.rank, runner.world_size, runner.distributed)
+        self.write(Path(sys.argv[2]) / "master_only.txt", runner.rank)
+
+    @staticmethod
+    @master_only
+    def write(path: Path, rank: int) -> None:
+        with open(path, "a") as f:
+            f.write(f"rank {rank}\n")
+
+
 class ShardData(L.LightningDataModule):
     """Rank r trains on samples r, r + world, r + 2 world, ... (no shuffling)."""
 
@@ -111,8 +130,9 @@ class GradRecorder(L.Callback):
 
 def build(case: str) -> tuple[MMLightningModule, L.LightningDataModule | DataLoader, dict]:
     rank = int(os.environ.get("NODE_RANK", 0)) + int(os.environ.get("LOCAL_RANK", 0))
-    if case == "net_ddp":
-        return MMLightningModule(Net(), optim_wrapper=NET_OPTIM), ShardData(net_data()), dict(strategy="ddp")
+    if case == "net_ddp":  # with hooks: what the runner view says on each rank, and EMA
+        module = MMLightningModule(Net(), optim_wrapper=NET_OPTIM, hooks=[RunnerViewOfRank(), NET_EMA])
+        return module, ShardData(net_data()), dict(strategy="ddp")
     if case == "gan_separate":
         model = make_gan_class(BaseModel)(noise_seeds=[1 + rank])
         if "resume" in sys.argv:  # the noise generator is the model's own state, not in checkpoints:
@@ -171,6 +191,10 @@ def main() -> None:
         children_during_fit=recorder.wrapped,
         predicted=predicted,
     )
+    if module.hook_driver is not None:
+        view_hook, ema_hook = module.hook_driver.hooks
+        record["view"] = view_hook.seen
+        record["ema"] = {k: v.detach().clone() for k, v in ema_hook.ema_model.state_dict().items()}
     if case.startswith("custom"):
         record["flags"] = module.model.data_preprocessor.flags
         record["inner_count"] = module.optim_wrapper.inner_count

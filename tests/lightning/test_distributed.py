@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from mm2lightning import MMLightningModule
 from mm2lightning.model import BaseModel
 
-from ddp_worker import BATCH, GAN_ACC_OPTIM, NET_OPTIM
+from ddp_worker import BATCH, GAN_ACC_OPTIM, NET_EMA, NET_OPTIM
 from gan import make_gan_class, ring_dataset
 from models import Net, net_data
 
@@ -79,11 +79,19 @@ def assert_equals_reference(params: dict, reference: MMLightningModule) -> None:
 
 
 def test_whole_model_ddp_with_accumulation_equals_one_process_on_the_concatenated_batch(tmp_path):
+    """Also with hooks: the runner view's rank/world_size/distributed, master_only once, EMA as one process."""
     run_worker("net_ddp", tmp_path)
     ranks = load(tmp_path, "net_ddp")
     assert_sync_pattern(ranks)
     assert ranks[0]["global_step"] == 10
-    assert_equals_reference(ranks[0]["params"], single_process(MMLightningModule(Net(), optim_wrapper=NET_OPTIM), net_data()))
+    reference = single_process(MMLightningModule(Net(), optim_wrapper=NET_OPTIM, hooks=[NET_EMA]), net_data())
+    assert_equals_reference(ranks[0]["params"], reference)
+    assert [r["view"] for r in ranks] == [(0, 2, True), (1, 2, True)]
+    assert (tmp_path / "master_only.txt").read_text() == "rank 0\n"
+    ema = reference.hook_driver.hooks.at("after_train_iter")[0].ema_model.state_dict()
+    for rank in ranks:
+        for key, value in ema.items():
+            assert (rank["ema"][key].double() - value.double()).abs().max().item() <= 1e-6, key
 
 
 def test_separate_ddp_gan_sync_reference_checkpoint_and_resume(tmp_path):

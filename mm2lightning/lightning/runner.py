@@ -18,9 +18,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mm2lightning.config import Config, ConfigError, import_custom_modules
-from mm2lightning.dataset import InfiniteSampler, build_dataloader
+from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.callbacks import find_latest_checkpoint
+from mm2lightning.lightning.data_resume import position_in_epoch, resume_loader
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
@@ -45,55 +46,6 @@ from mm2lightning.runner.checkpoint import (
     save_checkpoint_atomic,
 )
 from mm2lightning.runner.log_processor import LogProcessor
-
-class _SkipFirstBatches:
-    """Wraps a DataLoader's (batch) sampler: its next pass starts ``count`` batches in; later passes are whole."""
-
-    def __init__(self, sampler: Any, count: int) -> None:
-        self.sampler = sampler
-        self.count = count
-
-    def __iter__(self) -> Any:
-        indices = iter(self.sampler)
-        for _ in range(self.count):
-            next(indices)
-        self.count = 0
-        return indices
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def __getattr__(self, name: str) -> Any:  # batch_size, drop_last, set_epoch, ... of the wrapped sampler
-        if name == "sampler":  # not set yet (e.g. while copying): no endless recursion
-            raise AttributeError(name)
-        return getattr(self.sampler, name)
-
-
-def _resume_in_epoch(loader: DataLoader, epoch: int, count: int) -> None:
-    """Make ``loader``'s next pass epoch ``epoch``'s, ``count`` batches in, as MMEngine's loops resume mid-epoch.
-
-    Lightning resumes a mid-epoch checkpoint with its counters at the interrupted batch but the data from the
-    epoch's first batch, drawn before it sets the sampler's epoch; here the resumed run gets the batches the
-    uninterrupted one would see. The skipped batches are not loaded.
-    """
-    for sampler in (loader.sampler, loader.batch_sampler):
-        if callable(getattr(sampler, "set_epoch", None)):
-            sampler.set_epoch(epoch)
-    name = "batch_sampler" if loader.batch_sampler is not None else "sampler"
-    object.__setattr__(loader, name, _SkipFirstBatches(getattr(loader, name), count))  # DataLoader forbids setattr
-
-
-def _position_in_epoch(checkpoint: Mapping[str, Any]) -> tuple[int, int, int]:
-    """The epoch, the batches done in it (0 at an epoch end) and all batches done when a Lightning checkpoint was
-    saved."""
-    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
-    if not progress:
-        return 0, 0, 0
-    done = int(progress["total"]["processed"])
-    if progress["is_last_batch"]:
-        return 0, 0, done
-    return int(checkpoint["epoch"]), int(progress["current"]["processed"]), done
-
 
 class Runner:
     """MMEngine's ``Runner``, training with ``lightning.Trainer``: the same constructor, ``from_cfg``, ``train``,
@@ -355,11 +307,8 @@ class Runner:
     def _loader_factory(self, loader: Any, stage: str) -> Callable[[], DataLoader]:
         def build() -> DataLoader:
             built = build_dataloader(loader, seed=self._shared_seed(), diff_rank_seed=self._diff_rank_seed)
-            epoch, in_epoch, in_all = self._resume_position
-            if isinstance(getattr(built, "sampler", None), InfiniteSampler):
-                in_epoch = in_all  # one stream across Lightning's epochs: skip every batch drawn, as MMEngine
-            if stage == "train" and in_epoch:
-                _resume_in_epoch(built, epoch, in_epoch)
+            if stage == "train" and any(self._resume_position):
+                resume_loader(built, *self._resume_position)
                 self._resume_position = (0, 0, 0)
             return built
 
@@ -441,7 +390,7 @@ class Runner:
                 raise CheckpointError(f"{path}: {error}") from error
         self._restore_seed(checkpoint, path)
         if rebuilt is None:
-            self._resume_position = _position_in_epoch(checkpoint)
+            self._resume_position = position_in_epoch(checkpoint)
             return path
         return save_checkpoint_atomic(rebuilt, self.work_dir / f".resume_from_mmengine.{os.getpid()}.ckpt")
 

@@ -1,0 +1,71 @@
+"""Resuming mid-epoch: the data a resumed run gets is the data the uninterrupted run would have got."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from mm2lightning.dataset import InfiniteSampler
+
+
+class SkipFirstBatches:
+    """Wraps a DataLoader's (batch) sampler: its next pass starts ``count`` batches in; later passes are whole."""
+
+    def __init__(self, sampler: Any, count: int) -> None:
+        self.sampler = sampler
+        self.count = count
+
+    def __iter__(self) -> Any:
+        indices = iter(self.sampler)
+        for _ in range(self.count):
+            next(indices)
+        self.count = 0
+        return indices
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getattr__(self, name: str) -> Any:  # batch_size, drop_last, set_epoch, ... of the wrapped sampler
+        if name == "sampler":  # not set yet (e.g. while copying): no endless recursion
+            raise AttributeError(name)
+        return getattr(self.sampler, name)
+
+
+def _resume_in_epoch(loader: DataLoader, epoch: int, count: int) -> None:
+    """Make ``loader``'s next pass epoch ``epoch``'s, ``count`` batches in, as MMEngine's loops resume mid-epoch.
+
+    Lightning resumes a mid-epoch checkpoint with its counters at the interrupted batch but the data from the
+    epoch's first batch, drawn before it sets the sampler's epoch; here the resumed run gets the batches the
+    uninterrupted one would see. The skipped batches are not loaded.
+    """
+    for sampler in (loader.sampler, loader.batch_sampler):
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch)
+    name = "batch_sampler" if loader.batch_sampler is not None else "sampler"
+    object.__setattr__(loader, name, SkipFirstBatches(getattr(loader, name), count))  # DataLoader forbids setattr
+
+
+def position_in_epoch(checkpoint: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The epoch, the batches done in it (0 at an epoch end) and all batches done when a Lightning checkpoint was
+    saved."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+    if not progress:
+        return 0, 0, 0
+    done = int(progress["total"]["processed"])
+    if progress["is_last_batch"]:
+        return 0, 0, done
+    return int(checkpoint["epoch"]), int(progress["current"]["processed"]), done
+
+
+def resume_loader(loader: DataLoader, epoch: int, in_epoch: int, in_all: int) -> None:
+    """Make a resumed run's ``loader`` give what the uninterrupted run's would (see :func:`position_in_epoch`).
+
+    ``InfiniteSampler`` is one stream across Lightning's epochs: every batch it gave is skipped, as MMEngine's
+    ``IterBasedTrainLoop`` does; other samplers start ``in_epoch`` batches into epoch ``epoch``.
+    """
+    if isinstance(loader.sampler, InfiniteSampler):
+        in_epoch = in_all
+    if in_epoch:
+        _resume_in_epoch(loader, epoch, in_epoch)

@@ -72,3 +72,17 @@ def test_config_through_the_cli_ends_at_mmengine_reference_numbers(tmp_path):
     state = torch.load(tmp_path / "epoch_5.ckpt", weights_only=True)["state_dict"]
     assert state["model.linear.weight"].item() == pytest.approx(0.23316538333892822, abs=1e-6)
     assert state["model.linear.bias"].item() == pytest.approx(0.7770956158638, abs=1e-6)
+
+
+def test_the_example_prints_no_warning_of_ours():
+    """Run as a new user runs it: no warning from mm2lightning, the example, or about our module's hooks."""
+    result = subprocess.run(
+        [sys.executable, "-W", "always", str(EXAMPLE / "train.py"), "--epochs", "1"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    import mm2lightning
+
+    our_dirs = (str(Path(mm2lightning.__file__).parent) + "/", str(EXAMPLE) + "/")
+    ours = [line for line in result.stderr.splitlines() if line.startswith(our_dirs) or "`validation_step`" in line]
+    assert not ours, ours
+    assert "iterations: 25" in result.stdout

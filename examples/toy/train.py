@@ -50,7 +50,7 @@ class History(L.Callback):
         self.log_vars: list[dict[str, float]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.log_vars.append({key: float(value) for key, value in outputs.items()})
+        self.log_vars.append({key: float(value.detach()) for key, value in outputs.items()})
 
 
 def train(

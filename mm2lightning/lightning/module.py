@@ -27,6 +27,8 @@ from mm2lightning.runner.log_processor import LogProcessor
 # ModelCheckpoint(every_n_train_steps) warns under manual optimization that it saves the weights after the
 # optimizer step. That is what MMEngine's CheckpointHook saves too (after_train_iter), so the warning is noise here.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
+# MMLightningModule defines validation_step for the runs that evaluate; a run without validation data is normal.
+warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
 
 
 def _build_model(model: nn.Module | Mapping[str, Any]) -> nn.Module:

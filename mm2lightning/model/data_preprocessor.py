@@ -108,6 +108,30 @@ class BaseDataPreprocessor(nn.Module):
         return super().cpu()
 
 
+class ImgDataPreprocessorError(ValueError, AssertionError):
+    """A misuse of :class:`ImgDataPreprocessor` that MMEngine refuses with an ``assert``.
+
+    A ``ValueError`` that is also the ``AssertionError`` MMEngine raises; each message
+    contains MMEngine's phrase for the same misuse.
+    """
+
+
+class MissingInputsError(ValueError, KeyError):
+    """``data`` has no ``'inputs'`` key: a ``ValueError`` and, as in MMEngine, a ``KeyError``."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ChannelFlipError(ValueError, IndexError):
+    """``bgr_to_rgb``/``rgb_to_bgr`` on inputs with too few channels: MMEngine's ``IndexError``."""
+
+
+class NormalizeShapeError(ValueError, RuntimeError):
+    """A ``(N, C, H, W)`` batch whose ``C`` the mean/std cannot broadcast to: torch's ``RuntimeError``,
+    which MMEngine lets through."""
+
+
 @MODELS.register_module()
 class ImgDataPreprocessor(BaseDataPreprocessor):
     """Normalises, pads and stacks images, as ``mmengine.model.ImgDataPreprocessor``.
@@ -131,9 +155,11 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         non_blocking: Passed to ``Tensor.to`` when moving data to the device.
 
     Raises:
-        ValueError: Both flip flags are set, only one of ``mean``/``std`` is
-            given, either has a length other than 1 or 3, or
-            ``pad_size_divisor`` is not a positive int.
+        ImgDataPreprocessorError: Both flip flags are set, only one of
+            ``mean``/``std`` is given, or either has a length other than 1 or 3
+            (a ``ValueError`` and, as in MMEngine, an ``AssertionError``).
+        ValueError: ``pad_size_divisor`` is not a positive int (MMEngine fails
+            only in ``forward``, or pads to a float size).
     """
 
     def __init__(
@@ -147,51 +173,63 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         non_blocking: bool | None = False,
     ) -> None:
         super().__init__(non_blocking)
+        # Checked in MMEngine's order, each message with MMEngine's phrase.
         if bgr_to_rgb and rgb_to_bgr:
-            raise ValueError(
-                "bgr_to_rgb and rgb_to_bgr cannot both be True: both flip the channels [2, 1, 0]; set one"
+            raise ImgDataPreprocessorError(
+                "bgr_to_rgb and rgb_to_bgr cannot both be True: both flip the channels [2, 1, 0]; set one "
+                "(`bgr2rgb` and `rgb2bgr` cannot be set to True at the same time)"
             )
         if (mean is None) != (std is None):
-            raise ValueError(
+            raise ImgDataPreprocessorError(
                 f"mean and std must be both None (no normalisation) or both set, "
-                f"but got mean={mean!r}, std={std!r}"
+                f"but got mean={mean!r}, std={std!r} (mean and std should be both None or tuple)"
             )
-        if not isinstance(pad_size_divisor, int) or pad_size_divisor < 1:
-            raise ValueError(f"pad_size_divisor must be a positive int, but got {pad_size_divisor!r}")
         self._enable_normalize = mean is not None
         if mean is not None:
             for name, values in (("mean", mean), ("std", std)):
                 if len(values) not in (1, 3):
-                    raise ValueError(
-                        f"`{name}` should have 1 or 3 values (gray or RGB images), "
+                    raise ImgDataPreprocessorError(
+                        f"`{name}` should have 1 or 3 values, to be compatible with RGB or gray image, "
                         f"but got {len(values)} values: {values!r}"
                     )
             self.register_buffer("mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
             self.register_buffer("std", torch.tensor(std).view(-1, 1, 1), persistent=False)
+        if not isinstance(pad_size_divisor, int) or pad_size_divisor < 1:
+            raise ValueError(f"pad_size_divisor must be a positive int, but got {pad_size_divisor!r}")
         self._channel_conversion = bgr_to_rgb or rgb_to_bgr
         self.pad_size_divisor = pad_size_divisor
         self.pad_value = pad_value
 
     def _convert_and_normalize(self, inputs: torch.Tensor, channel_dim: int) -> torch.Tensor:
-        """Flip channels if asked, cast to float, then normalise."""
-        channels = inputs.shape[channel_dim] if inputs.dim() > channel_dim else None
+        """Flip channels if asked, cast to float, then normalise, as MMEngine does.
+
+        Like MMEngine, a single image (``channel_dim=0``) must be ``(3, H, W)`` for a
+        3-value mean, while a batch (``channel_dim=1``) is only broadcast against it.
+        """
         if self._channel_conversion:
-            if channels is None or channels < 3:
-                raise ValueError(
-                    "bgr_to_rgb/rgb_to_bgr needs inputs with 3 channels in dimension "
-                    f"{channel_dim}, but got a tensor of shape {tuple(inputs.shape)}"
-                )
-            inputs = inputs[:, [2, 1, 0]] if channel_dim else inputs[[2, 1, 0]]
+            try:
+                inputs = inputs[:, [2, 1, 0]] if channel_dim else inputs[[2, 1, 0]]
+            except IndexError as error:
+                raise ChannelFlipError(
+                    f"bgr_to_rgb/rgb_to_bgr needs inputs with 3 channels in dimension {channel_dim}, "
+                    f"but got a tensor of shape {tuple(inputs.shape)} ({error})"
+                ) from error
         inputs = inputs.float()  # after the flip, which is cheaper on the smaller dtype
-        if self._enable_normalize:
-            if self.mean.shape[0] == 3 and (inputs.dim() != channel_dim + 3 or channels != 3):
-                expected = "(N, 3, H, W)" if channel_dim else "(3, H, W)"
-                raise ValueError(
-                    f"mean has 3 values, so each input must have shape {expected}, "
-                    f"but got a tensor of shape {tuple(inputs.shape)}"
-                )
-            inputs = (inputs - self.mean) / self.std
-        return inputs
+        if not self._enable_normalize:
+            return inputs
+        if not channel_dim and self.mean.shape[0] == 3 and (inputs.dim() != 3 or inputs.shape[0] != 3):
+            raise ImgDataPreprocessorError(
+                "If the mean has 3 values, the input tensor should in shape of (3, H, W), "
+                f"but got the tensor with shape {tuple(inputs.shape)}: give (3, H, W) images, "
+                "or a 1-value mean/std for gray images"
+            )
+        try:
+            return (inputs - self.mean) / self.std
+        except RuntimeError as error:
+            raise NormalizeShapeError(
+                f"mean/std of {self.mean.shape[0]} value(s) do not fit inputs of shape {tuple(inputs.shape)}: "
+                f"a 3-value mean needs 3 (or 1) channels in dimension {channel_dim} ({error})"
+            ) from error
 
     def forward(self, data: dict[str, Any], training: bool = False) -> dict[str, Any]:
         """Move, normalise, pad and stack ``data['inputs']``.
@@ -208,8 +246,15 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         Raises:
             TypeError: ``data`` is not a dict, or ``'inputs'`` is neither a
                 sequence of tensors nor a tensor.
-            ValueError: ``'inputs'`` is missing, is a tensor that is not 4-D, or
-                does not fit the channel flip or a 3-value mean.
+            MissingInputsError: ``'inputs'`` is missing (a ``KeyError``, as in MMEngine).
+            ImgDataPreprocessorError: ``'inputs'`` is a tensor that is not 4-D,
+                an empty list, a list of tensors with different numbers of
+                dimensions, or a list with an image other than ``(3, H, W)``
+                for a 3-value mean (MMEngine's ``AssertionError``).
+            ChannelFlipError: The channel flip meets fewer than 3 channels
+                (MMEngine's ``IndexError``).
+            NormalizeShapeError: A batch's channels do not broadcast against
+                mean/std (torch's ``RuntimeError``, as in MMEngine).
         """
         if not isinstance(data, Mapping):
             raise TypeError(
@@ -217,17 +262,31 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
                 f"a dataset that returns dicts), but got {type(data).__name__}"
             )
         if "inputs" not in data:
-            raise ValueError(f"ImgDataPreprocessor expects a dict with an 'inputs' key, but got keys {list(data)}")
+            raise MissingInputsError(
+                f"ImgDataPreprocessor expects a dict with an 'inputs' key, but got keys {list(data)}"
+            )
         data = self.cast_data(data)
         inputs = data["inputs"]
         if isinstance(inputs, Sequence) and all(isinstance(item, torch.Tensor) for item in inputs):
             images = [self._convert_and_normalize(image, channel_dim=0) for image in inputs]
+            if not images:
+                raise ImgDataPreprocessorError(
+                    "ImgDataPreprocessor got an empty list of inputs; there is nothing to stack "
+                    "(`tensor_list` could not be an empty list)"
+                )
+            ndims = [image.dim() for image in images]
+            if len(set(ndims)) != 1:
+                raise ImgDataPreprocessorError(
+                    "Expected the dimensions of all tensors must be the same, "
+                    f"but got {ndims} (after normalisation) for inputs of shapes "
+                    f"{[tuple(image.shape) for image in inputs]}"
+                )
             batch_inputs = stack_batch(images, self.pad_size_divisor, self.pad_value)
         elif isinstance(inputs, torch.Tensor):
             if inputs.dim() != 4:
-                raise ValueError(
-                    "ImgDataPreprocessor expects 'inputs' to be an (N, C, H, W) tensor or a list of "
-                    f"(C, H, W) tensors, but got a tensor of shape {tuple(inputs.shape)}"
+                raise ImgDataPreprocessorError(
+                    "The input of `ImgDataPreprocessor` should be a NCHW tensor or a list of tensor, "
+                    f"but got a tensor with shape: {tuple(inputs.shape)}"
                 )
             inputs = self._convert_and_normalize(inputs, channel_dim=1)
             height, width = inputs.shape[2:]
@@ -237,7 +296,8 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         else:
             raise TypeError(
                 "ImgDataPreprocessor expects 'inputs' to be a list/tuple of tensors or an (N, C, H, W) "
-                f"tensor, but got {type(inputs).__name__}"
+                f"tensor, but got {type(inputs).__name__} (Output of `cast_data` should be a dict of "
+                "list/tuple with inputs and data_samples)"
             )
         data["inputs"] = batch_inputs
         data.setdefault("data_samples", None)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mm2lightning.optim.optim_wrapper import OptimWrapper
+from mm2lightning.optim.optim_wrapper import OptimWrapper, _check_loss
 from mm2lightning.registry import OPTIM_WRAPPERS
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,13 @@ def _build_scaler(
     )
 
 
+class AmpLossTypeError(TypeError, ValueError):
+    """A loss that is not a tensor, given to an :class:`AmpOptimWrapper` that scales float16 losses.
+
+    Also a ``ValueError``, what ``GradScaler.scale`` raises for it (as MMEngine does).
+    """
+
+
 @OPTIM_WRAPPERS.register_module()
 class AmpOptimWrapper(OptimWrapper):
     """Mixed-precision training with ``torch.autocast`` and a ``GradScaler``, on CPU or CUDA.
@@ -133,8 +140,20 @@ class AmpOptimWrapper(OptimWrapper):
         self._step_target = _BackendStepTarget(self)
 
     def backward(self, loss: torch.Tensor, **kwargs: Any) -> None:
-        """Scale the loss (float16 only), then backward."""
+        """Scale the loss (float16 only), then backward.
+
+        Without a loss scaler (bfloat16, float32) the loss may be any object
+        with a ``backward()`` method; float16 loss scaling needs a tensor.
+        """
         if self.loss_scaler is not None:
+            if not isinstance(loss, torch.Tensor):
+                _check_loss(self, loss)  # no backward at all: the same error as OptimWrapper
+                raise AmpLossTypeError(
+                    f"{type(self).__name__} with float16 loss scaling needs a tensor loss, but got "
+                    f"{type(loss).__name__}: GradScaler.scale multiplies tensors (its message: outputs must be a "
+                    "Tensor or an iterable of Tensors); return a tensor loss, or use dtype='bfloat16', which "
+                    "needs no scaler"
+                )
             loss = self.loss_scaler.scale(loss)
         super().backward(loss, **kwargs)
 

@@ -54,6 +54,24 @@ def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, _BatchNorm) for m in model.modules())
 
 
+class LossTypeError(TypeError, AttributeError):
+    """The loss given to an optim wrapper has no ``backward()`` method.
+
+    Also an ``AttributeError``, what MMEngine's ``loss.backward()`` raises for it.
+    """
+
+
+def _check_loss(wrapper: Any, loss: Any) -> None:
+    """Accept a tensor or, as MMEngine, any object with a callable ``backward``."""
+    if isinstance(loss, torch.Tensor) or callable(getattr(loss, "backward", None)):
+        return
+    raise LossTypeError(
+        f"the loss passed to {type(wrapper).__name__} must be a tensor (or an object with a backward() method), "
+        f"but got {type(loss).__name__} ({loss!r}): '{type(loss).__name__}' object has no attribute 'backward'; "
+        "check that forward(mode='loss') returns keys containing 'loss'"
+    )
+
+
 @OPTIM_WRAPPERS.register_module()
 class OptimWrapper(BaseOptimWrapper):
     """Updates parameters with optional gradient accumulation and clipping.
@@ -104,20 +122,24 @@ class OptimWrapper(BaseOptimWrapper):
         step_kwargs: dict[str, Any] | None = None,
         zero_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        """Scale ``loss`` for accumulation, backward, and step + zero_grad when due."""
+        """Scale ``loss`` for accumulation, backward, and step + zero_grad when due.
+
+        ``loss`` is a tensor or, as in MMEngine, any object with a ``backward()``
+        method (a custom loss object, a mock in a test); while accumulating it is
+        divided by the window size (``loss / n``), so it must support that too.
+        """
+        _check_loss(self, loss)
         self.backward(self.scale_loss(loss))
         if self.should_update():
             self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))
 
     def backward(self, loss: torch.Tensor, **kwargs: Any) -> None:
-        """Backward through the backend; counts one accumulation step."""
-        if not isinstance(loss, torch.Tensor):
-            raise TypeError(
-                f"the loss passed to {type(self).__name__}.backward must be a tensor, but got "
-                f"{type(loss).__name__} ({loss!r}); check that forward(mode='loss') returns "
-                "keys containing 'loss'"
-            )
+        """Backward through the backend (``loss.backward(**kwargs)``); counts one accumulation step.
+
+        ``loss`` is a tensor or any object with a ``backward()`` method, as in MMEngine.
+        """
+        _check_loss(self, loss)
         self.backend.backward(loss, sync=self.should_sync(), **kwargs)
         self._inner_count += 1
 
@@ -176,7 +198,9 @@ class OptimWrapper(BaseOptimWrapper):
     def scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
         """Divide ``loss`` by the accumulation factor of the current window."""
         if self._accumulative_counts == 1:
-            return loss
+            if isinstance(loss, torch.Tensor) or not hasattr(type(loss), "__truediv__"):
+                return loss  # x / 1 == x: skip the tensor op
+            return loss / 1  # a loss object sees the same calls as under MMEngine (which always divides)
         if self._max_counts == -1 or self._inner_count < self._max_counts - self._remainder_counts:
             return loss / self._accumulative_counts
         if self._remainder_counts <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -93,6 +94,113 @@ def test_img_stacked_tensor_matches_mmengine(mmengine, cfg, dtype):
     assert_same(ours, ref)
 
 
+# Every input form MMEngine's ImgDataPreprocessor accepts or refuses, under every option: the same output,
+# or an instance of MMEngine's exception type whose message contains MMEngine's phrase.
+PARITY_CONFIGS = {
+    "plain": dict(),
+    "mean3": dict(mean=[127.5, 120.0, 100.0], std=[58.0, 57.0, 60.0]),
+    "mean1": dict(mean=[127.5], std=[127.5]),
+    "mean1_std3": dict(mean=[10.0], std=[1.0, 2.0, 3.0]),
+    "mean3_int_bgr_to_rgb": dict(mean=[0, 10, 20], std=[1, 2, 3], bgr_to_rgb=True),
+    "rgb_to_bgr": dict(rgb_to_bgr=True),
+    "mean1_bgr_to_rgb": dict(mean=[127.5], std=[127.5], bgr_to_rgb=True),
+    "mean3_pad4": dict(mean=[127.5, 120.0, 100.0], std=[58.0, 57.0, 60.0], pad_size_divisor=4, pad_value=-1),
+    "mean1_pad8": dict(mean=[127.5], std=[127.5], pad_size_divisor=8, pad_value=2.5),
+    "pad5_int_value": dict(pad_size_divisor=5, pad_value=7),
+    "non_blocking": dict(mean=[127.5, 120.0, 100.0], std=[58.0, 57.0, 60.0], non_blocking=True),
+}
+PARITY_INPUTS = {
+    "gray_2d_one": lambda: _images([(5, 7)]),
+    "gray_2d_same_h": lambda: _images([(5, 7), (5, 4)]),
+    "gray_2d_sizes": lambda: _images([(5, 7), (6, 4)]),
+    "gray_1hw_sizes": lambda: _images([(1, 5, 7), (1, 6, 4)]),
+    "rgb_sizes": lambda: _images([(3, 5, 7), (3, 8, 4), (3, 6, 6)]),
+    "rgb_tuple": lambda: tuple(_images([(3, 5, 7), (3, 5, 7)])),
+    "rgb_float64": lambda: _images([(3, 5, 7), (3, 3, 9)], dtype=torch.float64),
+    "four_channels": lambda: _images([(4, 5, 7), (4, 5, 6)]),
+    "two_channels": lambda: _images([(2, 5, 7)]),
+    "rgb_and_gray": lambda: _images([(3, 5, 7), (1, 5, 7)]),
+    "2d_and_1hw": lambda: _images([(5, 7), (1, 5, 7)]),
+    "empty_list": lambda: [],
+    "not_tensors": lambda: [*_images([(3, 5, 7)]), 1],
+    "batch_rgb": lambda: torch.stack(_images([(3, 5, 7)] * 2)),
+    "batch_rgb_float64": lambda: torch.stack(_images([(3, 5, 7)] * 2, dtype=torch.float64)),
+    "batch_gray": lambda: torch.stack(_images([(1, 5, 7)] * 2)),
+    "batch_two_channels": lambda: torch.stack(_images([(2, 5, 7)] * 2)),
+    "batch_four_channels": lambda: torch.stack(_images([(4, 6, 6)] * 2)),
+    "tensor_3d": lambda: _images([(3, 5, 7)])[0],
+    "tensor_2d": lambda: _images([(5, 7)])[0],
+    "tensor_5d": lambda: _images([(1, 2, 3, 5, 7)])[0],
+    "ndarray": lambda: np.zeros((1, 3, 4, 4)),
+}
+
+
+def mmengine_phrase(error: BaseException) -> str:
+    """MMEngine's message up to its details (shapes print as ``torch.Size`` there, tuples here)."""
+    return str(error).split(", but got")[0].split(" but got")[0]
+
+
+def assert_raises_like(call, ref_error: BaseException) -> None:
+    with pytest.raises(type(ref_error)) as error:
+        call()
+    assert mmengine_phrase(ref_error) in str(error.value), (str(ref_error), str(error.value))
+
+
+@pytest.mark.parametrize("inputs", list(PARITY_INPUTS))
+@pytest.mark.parametrize("cfg", list(PARITY_CONFIGS))
+def test_img_every_input_form_and_option_matches_mmengine(mmengine, cfg, inputs):
+    from mmengine.model import ImgDataPreprocessor as MMImg
+
+    cfg = PARITY_CONFIGS[cfg]
+    data = dict(inputs=PARITY_INPUTS[inputs](), data_samples=[dict(id=0)])
+    snapshot = copy.deepcopy(data)
+    try:
+        ref = MMImg(**cfg)(copy.deepcopy(data))
+    except Exception as ref_error:  # noqa: BLE001 - whatever MMEngine raises, ours must raise too
+        assert_raises_like(lambda: ImgDataPreprocessor(**cfg)(data), ref_error)
+        return
+    ours = ImgDataPreprocessor(**cfg)(data)
+    assert_same(ours, ref)
+    assert torch.equal(ours["inputs"], ref["inputs"])
+    assert ours["inputs"].dtype == torch.float32
+    assert_same(data["data_samples"], snapshot["data_samples"])
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(bgr_to_rgb=True, rgb_to_bgr=True),
+        dict(mean=[1.0, 2.0, 3.0]),
+        dict(std=[1.0]),
+        dict(mean=[1.0, 2.0], std=[1.0]),
+        dict(mean=[1.0], std=[1.0, 2.0, 3.0, 4.0]),
+        dict(mean=[], std=[]),
+        dict(mean=[1.0, 2.0], std=[1.0, 2.0], bgr_to_rgb=True, rgb_to_bgr=True),  # the flip is checked first
+        dict(mean=0.5, std=0.5),  # not sized: TypeError in both
+    ],
+)
+def test_img_constructor_refuses_what_mmengine_refuses(mmengine, cfg):
+    from mmengine.model import ImgDataPreprocessor as MMImg
+
+    with pytest.raises(Exception) as ref_error:  # noqa: PT011 - the type is what is compared
+        MMImg(**cfg)
+    assert_raises_like(lambda: ImgDataPreprocessor(**cfg), ref_error.value)
+    if isinstance(ref_error.value, AssertionError):
+        with pytest.raises(ValueError):  # our natural type too
+            ImgDataPreprocessor(**cfg)
+
+
+def test_img_missing_inputs_is_a_key_error_as_in_mmengine(mmengine):
+    from mmengine.model import ImgDataPreprocessor as MMImg
+
+    with pytest.raises(KeyError) as ref_error:
+        MMImg()(dict(img=[torch.zeros(3, 2, 2)]))
+    with pytest.raises(KeyError) as error:
+        ImgDataPreprocessor()(dict(img=[torch.zeros(3, 2, 2)]))
+    assert str(ref_error.value) in str(error.value) and isinstance(error.value, ValueError)
+    assert str(error.value).startswith("ImgDataPreprocessor expects a dict with an 'inputs' key")
+
+
 def test_img_buffers_are_non_persistent_and_absent_without_normalisation():
     pp = ImgDataPreprocessor(mean=[1, 2, 3], std=[4, 5, 6])
     assert pp.mean.shape == (3, 1, 1) and pp.std.shape == (3, 1, 1)
@@ -113,14 +221,16 @@ def test_img_built_from_registry():
         (dict(bgr_to_rgb=True, rgb_to_bgr=True), r"bgr_to_rgb and rgb_to_bgr cannot both be True"),
         (dict(mean=[1.0, 2.0, 3.0]), r"mean and std must be both None .* but got mean=\[1.0, 2.0, 3.0\], std=None"),
         (dict(std=[1.0]), r"mean and std must be both None .* but got mean=None, std=\[1.0\]"),
-        (dict(mean=[1.0, 2.0], std=[1.0]), r"`mean` should have 1 or 3 values .*but got 2 values"),
-        (dict(mean=[1.0], std=[1.0, 2.0, 3.0, 4.0]), r"`std` should have 1 or 3 values .*but got 4 values"),
+        (dict(mean=[1.0, 2.0], std=[1.0]), r"`mean` should have 1 or 3 values, to be compatible .* but got 2 values"),
+        (dict(mean=[1.0], std=[1.0, 2.0, 3.0, 4.0]), r"`std` should have 1 or 3 values, to be compatible .* but got 4"),
         (dict(pad_size_divisor=0), r"pad_size_divisor must be a positive int, but got 0"),
     ],
 )
 def test_img_init_errors(cfg, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as error:
         ImgDataPreprocessor(**cfg)
+    # MMEngine asserts each of these but pad_size_divisor, which it does not check
+    assert isinstance(error.value, AssertionError) == ("pad_size_divisor" not in cfg)
 
 
 @pytest.mark.parametrize(
@@ -128,36 +238,50 @@ def test_img_init_errors(cfg, match):
     [
         ((torch.zeros(3, 4, 4),), TypeError, r"expects a dict with an 'inputs' key .*but got tuple"),
         ([torch.zeros(3, 4, 4)], TypeError, r"expects a dict with an 'inputs' key .*but got list"),
-        (dict(img=[torch.zeros(3, 4, 4)]), ValueError, r"expects a dict with an 'inputs' key, but got keys \['img'\]"),
-        (dict(inputs=torch.zeros(3, 4, 4)), ValueError, r"\(N, C, H, W\) tensor .*but got a tensor of shape \(3, 4"),
+        (dict(img=[torch.zeros(3, 4, 4)]), KeyError, r"expects a dict with an 'inputs' key, but got keys \['img'\]"),
+        (dict(inputs=torch.zeros(3, 4, 4)), AssertionError, r"should be a NCHW tensor .*with shape: \(3, 4"),
         (dict(inputs=np.zeros((1, 3, 4, 4))), TypeError, r"list/tuple of tensors or an .* tensor, but got ndarray"),
         (dict(inputs=[torch.zeros(3, 4, 4), 1]), TypeError, r"but got list"),
-        (dict(inputs=[]), ValueError, r"stack_batch got an empty list"),
+        (dict(inputs=[]), AssertionError, r"empty list of inputs.*`tensor_list` could not be an empty list"),
     ],
 )
 def test_img_forward_input_errors(data, exc, match):
-    with pytest.raises(exc, match=match):
+    with pytest.raises(exc, match=match) as error:
         ImgDataPreprocessor(mean=[0.0], std=[1.0])(data)
+    assert isinstance(error.value, (TypeError, ValueError))  # our natural types, whatever MMEngine's is
 
 
 @pytest.mark.parametrize(
     "inputs, shape",
     [
-        ([torch.zeros(1, 4, 4)], r"\(3, H, W\), .*shape \(1, 4, 4\)"),
-        ([torch.zeros(4, 4)], r"\(3, H, W\), .*shape \(4, 4\)"),
-        (torch.zeros(2, 1, 4, 4), r"\(N, 3, H, W\), .*shape \(2, 1, 4, 4\)"),
+        ([torch.zeros(1, 4, 4)], r"\(1, 4, 4\)"),
+        ([torch.zeros(4, 4)], r"\(4, 4\)"),
+        ([torch.zeros(3, 4, 4), torch.zeros(4, 4, 4)], r"\(4, 4, 4\)"),
     ],
 )
-def test_img_three_value_mean_needs_three_channels(inputs, shape):
+def test_img_three_value_mean_needs_three_channel_images(inputs, shape):
     pp = ImgDataPreprocessor(mean=[1.0, 2.0, 3.0], std=[1.0, 1.0, 1.0])
-    with pytest.raises(ValueError, match=rf"mean has 3 values, so each input must have shape {shape}"):
+    phrase = r"If the mean has 3 values, the input tensor should in shape of \(3, H, W\)"
+    with pytest.raises(AssertionError, match=rf"{phrase}, but got the tensor with shape {shape}") as error:
         pp(dict(inputs=inputs))
+    assert isinstance(error.value, ValueError)
+
+
+def test_img_three_value_mean_on_a_batch_is_broadcast_as_mmengine():
+    """MMEngine checks single images only: a batch is broadcast, (N, 1, H, W) to 3 channels, others refused."""
+    pp = ImgDataPreprocessor(mean=[1.0, 2.0, 3.0], std=[1.0, 1.0, 1.0])
+    out = pp(dict(inputs=torch.full((2, 1, 4, 4), 3.0)))["inputs"]
+    assert out.shape == (2, 3, 4, 4) and out[:, :, 0, 0].tolist() == [[2.0, 1.0, 0.0]] * 2
+    with pytest.raises(RuntimeError, match=r"do not fit inputs of shape \(2, 2, 4, 4\).*must match") as error:
+        pp(dict(inputs=torch.zeros(2, 2, 4, 4)))
+    assert isinstance(error.value, ValueError)
 
 
 @pytest.mark.parametrize("inputs", [[torch.zeros(1, 4, 4)], torch.zeros(2, 2, 4, 4)])
 def test_img_channel_flip_needs_three_channels(inputs):
-    with pytest.raises(ValueError, match=r"bgr_to_rgb/rgb_to_bgr needs inputs with 3 channels"):
+    with pytest.raises(IndexError, match=r"bgr_to_rgb/rgb_to_bgr needs inputs with 3 channels.*out of bounds") as e:
         ImgDataPreprocessor(bgr_to_rgb=True)(dict(inputs=inputs))
+    assert isinstance(e.value, ValueError)
 
 
 def test_img_one_value_mean_accepts_any_channel_count():

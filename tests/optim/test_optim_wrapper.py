@@ -218,10 +218,109 @@ def test_clip_grad_dict_is_not_mutated():
     assert clip == dict(type="value", clip_value=0.1)
 
 
-def test_non_tensor_loss_is_a_clear_error():
-    wrapper = OptimWrapper(torch.optim.SGD(make_model().parameters(), lr=0.1))
-    with pytest.raises(TypeError, match="must be a tensor, but got int"):
-        wrapper.update_params(0)
+class TensorBackedLoss:
+    """A custom loss object (not a tensor): backward() and division, as MMEngine's OptimWrapper needs."""
+
+    def __init__(self, value: torch.Tensor, calls: list) -> None:
+        self.value, self.calls = value, calls
+
+    def __truediv__(self, factor):
+        self.calls.append(("div", factor))
+        return TensorBackedLoss(self.value / factor, self.calls)
+
+    def backward(self, **kwargs):
+        self.calls.append(("backward", kwargs))
+        self.value.backward(**kwargs)
+
+
+def make_wrappers(accumulative_counts: int, max_iters: int | None):
+    from mmengine.optim import OptimWrapper as MMOptimWrapper
+
+    pairs = []
+    for cls in (OptimWrapper, MMOptimWrapper):
+        model = make_model()
+        wrapper = cls(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), accumulative_counts=accumulative_counts)
+        if max_iters is not None:
+            wrapper.initialize_count_status(model, 0, max_iters)
+        pairs.append((model, wrapper))
+    return pairs
+
+
+@pytest.mark.parametrize("accumulative_counts, max_iters", [(1, None), (2, None), (3, 5)])
+def test_mock_loss_gets_the_calls_mmengine_makes(mmengine, accumulative_counts, max_iters):
+    from unittest.mock import MagicMock
+
+    (_, ours), (_, ref) = make_wrappers(accumulative_counts, max_iters)
+    calls = []
+    for wrapper in (ours, ref):
+        loss = MagicMock()
+        for _ in range(5):
+            wrapper.update_params(loss)
+        wrapper.backward(loss, retain_graph=True)
+        calls.append((loss.mock_calls, wrapper.inner_count))
+    assert calls[0] == calls[1]
+    mock_calls, inner_count = calls[0]
+    assert inner_count == 6
+    assert mock_calls[-1] == ("backward", (), {"retain_graph": True})  # backward once, with the same kwargs
+    divisor = accumulative_counts  # MMEngine divides by 1 too when not accumulating
+    assert mock_calls[:2] == [("__truediv__", (divisor,), {}), ("__truediv__().backward", (), {})]
+
+
+@pytest.mark.parametrize("accumulative_counts, max_iters", [(1, None), (2, 5)])
+def test_custom_loss_object_trains_as_mmengine(mmengine, accumulative_counts, max_iters):
+    batches = make_batches(5)
+    traces, call_logs = [], []
+    for model, wrapper in make_wrappers(accumulative_counts, max_iters):
+        calls, trace = [], []
+        for x, y in batches:
+            wrapper.update_params(TensorBackedLoss((model(x) - y).pow(2).mean(), calls))
+            trace.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
+        traces.append(trace)
+        call_logs.append(calls)
+    assert_traces_equal(*traces, tol=0)
+    assert call_logs[0] == call_logs[1]
+    assert call_logs[0].count(("backward", {})) == 5
+    assert not torch.equal(traces[0][0], traces[0][-1])  # the parameters did move
+
+
+@pytest.mark.parametrize("loss", [0, 1.5, None, "loss", [torch.ones(())]], ids=repr)
+@pytest.mark.parametrize("accumulative_counts", [1, 2])
+@pytest.mark.parametrize("method", ["update_params", "backward"])
+def test_value_without_backward_is_a_clear_error(mmengine, loss, accumulative_counts, method):
+    (_, ours), (_, ref) = make_wrappers(accumulative_counts, None)
+    with pytest.raises(Exception) as ref_info:
+        getattr(ref, method)(loss)
+    with pytest.raises(TypeError, match=rf"must be a tensor \(or an object with a backward\(\) method\), but got {type(loss).__name__}") as info:
+        getattr(ours, method)(loss)
+    assert isinstance(info.value, type(ref_info.value))  # AttributeError, or TypeError where MMEngine divides first
+    assert f"'{type(loss).__name__}' object has no attribute 'backward'" in str(info.value)
+    assert ours.inner_count == 0
+
+
+def test_amp_wrapper_takes_loss_objects_without_a_scaler_and_refuses_them_with_one():
+    from unittest.mock import MagicMock
+
+    from mm2lightning.optim import AmpOptimWrapper
+
+    params = make_model().parameters()
+    bf16 = AmpOptimWrapper(optimizer=torch.optim.SGD(params, lr=0.1), dtype="bfloat16", device_type="cpu")
+    loss = MagicMock()
+    bf16.update_params(loss)
+    bf16.backward(loss, retain_graph=True)
+    assert loss.__truediv__.return_value.backward.call_args_list == [((), {})]  # update_params: (loss / 1).backward()
+    assert loss.backward.call_args_list == [((), {"retain_graph": True})] and bf16.inner_count == 2
+    with pytest.raises(AttributeError, match="'int' object has no attribute 'backward'"):
+        bf16.backward(3)
+
+    fp16 = AmpOptimWrapper(optimizer=torch.optim.SGD(make_model().parameters(), lr=0.1), dtype="float16", device_type="cpu")
+    assert fp16.loss_scaler is not None
+    loss = MagicMock()
+    # MMEngine hands it to GradScaler.scale too, which raises ValueError (or returns a map without backward)
+    with pytest.raises(ValueError, match="needs a tensor loss, but got MagicMock.*outputs must be a Tensor"):
+        fp16.update_params(loss)
+    assert loss.backward.call_count == 0 and fp16.inner_count == 0
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'backward'"):
+        fp16.backward(None)
 
 
 def test_past_max_counts_is_a_clear_error():

@@ -22,11 +22,20 @@ def _check_factor(owner: str, name: str, factor: float) -> None:
         raise ValueError(f"{owner}: {name} must lie in [0, 1], but got {factor}")
 
 
+class EtaMinError(ValueError, AssertionError):
+    """Both or neither of ``eta_min`` and ``eta_min_ratio`` given.
+
+    A ``ValueError`` that is also the ``AssertionError`` MMEngine raises for the same misuse.
+    """
+
+
 def _check_eta_min(owner: str, eta_min: float | None, eta_min_ratio: float | None) -> None:
     if (eta_min is None) == (eta_min_ratio is None):
-        raise ValueError(
+        # The message contains MMEngine's phrase (its typo, the unclosed backquote, included).
+        raise EtaMinError(
             f"{owner}: set exactly one of eta_min and eta_min_ratio, but got "
-            f"eta_min={eta_min!r}, eta_min_ratio={eta_min_ratio!r}"
+            f"eta_min={eta_min!r}, eta_min_ratio={eta_min_ratio!r} "
+            "(Either `eta_min` or `eta_min_ratio should be specified)"
         )
 
 

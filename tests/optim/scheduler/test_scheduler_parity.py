@@ -275,3 +275,110 @@ def test_public_names_and_constructor_signatures_match_mmengine(name: str) -> No
     """Configs port unchanged: same names, same parameters (LR/Momentum classes forward to the generic ones)."""
     assert name in ours.__all__
     assert parameters(getattr(ours, name)) == parameters(getattr(ref, name))
+
+
+# CosineAnnealing{LR,Momentum,ParamScheduler}: every eta_min form MMEngine accepts, by_epoch either way,
+# T_max given or taken from end - begin (or INF: the value stays put), stepped directly and converted.
+ETA_FORMS = {
+    "eta_min": dict(eta_min=0.001),
+    "ratio": dict(eta_min_ratio=0.1),
+    "neither": {},
+    "eta_min_0": dict(eta_min=0.0),
+}
+T_MAX_FORMS = {
+    "T_max": dict(T_max=4),
+    "T_max_begin_end": dict(T_max=5, begin=2, end=9),
+    "end_only": dict(end=7),
+    "begin_end": dict(begin=1, end=6),
+    "neither_INF": {},
+}
+COSINE_PARAMS = [
+    pytest.param(family, eta, span, by_epoch, setup, id=f"{family}-{eta}-{span}-by_epoch={by_epoch}-{setup}")
+    for family in ALL
+    for eta in ETA_FORMS
+    for span in T_MAX_FORMS
+    for by_epoch in (True, False)
+    for setup in ("sgd", "adam", "wrapper_2_groups")
+]
+
+
+@pytest.mark.parametrize(("family", "eta", "span", "by_epoch", "setup"), COSINE_PARAMS)
+def test_cosine_annealing_accepted_combinations_match_mmengine(
+    family: str, eta: str, span: str, by_epoch: bool, setup: str
+) -> None:
+    kwargs = dict(ETA_FORMS[eta], **T_MAX_FORMS[span], by_epoch=by_epoch)
+    optimizers = {lib: make_optimizer(lib, setup) for lib in (ours, ref)}
+    schedulers = {lib: build(lib, family, "CosineAnnealing", kwargs, optimizers[lib]) for lib in (ours, ref)}
+    traces = {lib: run(schedulers[lib], optimizers[lib], 12, None, "") for lib in (ours, ref)}
+
+    assert traces[ours] == traces[ref]
+    assert schedulers[ours].get_last_value() == schedulers[ref].get_last_value()
+    assert comparable_state(schedulers[ours]) == comparable_state(schedulers[ref])
+    assert schedulers[ours].by_epoch is by_epoch
+    key = {"LR": "lr", "Momentum": "momentum"}.get(family, "weight_decay")
+    values = {snap[0][key] if key in snap[0] else snap[0]["betas"][0] for snap in traces[ours]}
+    moved = max(values) - min(values) > 1e-9  # T_max = INF: only rounding, as in mmengine
+    assert moved == (span != "neither_INF"), "any finite T_max moves the value; T_max = INF keeps it"
+
+
+@pytest.mark.parametrize("family", ALL)
+@pytest.mark.parametrize("extra", [dict(T_max=4), dict(end=6), dict(), dict(by_epoch=False)])
+def test_cosine_annealing_with_eta_min_and_ratio_raises_what_mmengine_raises(family: str, extra: dict) -> None:
+    kwargs = dict(extra, eta_min=0.01, eta_min_ratio=0.1)
+    with pytest.raises(AssertionError) as ref_error:
+        build(ref, family, "CosineAnnealing", kwargs, make_optimizer(ref, "sgd"))
+    optimizer = make_optimizer(ours, "sgd")
+    before = snapshot(optimizer)
+    with pytest.raises(type(ref_error.value)) as error:
+        build(ours, family, "CosineAnnealing", kwargs, optimizer)
+    assert isinstance(error.value, ValueError)  # our natural type too
+    assert str(ref_error.value) in str(error.value)  # MMEngine's phrase
+    assert "exactly one of eta_min and eta_min_ratio" in str(error.value)  # ours
+    assert snapshot(optimizer) == before, "nothing written into the optimizer"
+
+
+@pytest.mark.parametrize("family", ALL)
+def test_cosine_annealing_build_iter_from_epoch_with_both_eta_min_forms_raises_like_mmengine(family: str) -> None:
+    kwargs = dict(T_max=2, eta_min=0.0, eta_min_ratio=0.1, epoch_length=3)
+    if family == "ParamScheduler":
+        kwargs["param_name"] = "weight_decay"
+    with pytest.raises(AssertionError) as ref_error:
+        getattr(ref, "CosineAnnealing" + family).build_iter_from_epoch(make_optimizer(ref, "sgd"), **kwargs)
+    with pytest.raises(type(ref_error.value), match="Either `eta_min` or `eta_min_ratio should be specified"):
+        getattr(ours, "CosineAnnealing" + family).build_iter_from_epoch(make_optimizer(ours, "sgd"), **kwargs)
+
+
+CONVERTED_COSINE = [
+    dict(eta_min_ratio=0.1, T_max=2, begin=1),
+    dict(eta_min_ratio=0.1, begin=1, end=3),  # T_max from the converted end - begin
+    dict(eta_min_ratio=0.25, T_max=3),
+    dict(eta_min=0.01, T_max=2, end=4),
+    dict(),
+]
+
+
+@pytest.mark.parametrize("family", ALL)
+@pytest.mark.parametrize(
+    "kwargs", CONVERTED_COSINE, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()) or "defaults"
+)
+@pytest.mark.parametrize("via", ["build_iter_from_epoch", "convert_to_iter_based"])
+def test_cosine_annealing_converted_to_iter_based_matches_mmengine(family: str, kwargs: dict, via: str) -> None:
+    kwargs = dict(kwargs)
+    if family == "ParamScheduler":
+        kwargs["param_name"] = "weight_decay"
+    optimizers = {lib: make_optimizer(lib, "wrapper_2_groups") for lib in (ours, ref)}
+    schedulers = {}
+    for lib, registry in ((ours, PARAM_SCHEDULERS), (ref, REF_PARAM_SCHEDULERS)):
+        if via == "build_iter_from_epoch":
+            cls = getattr(lib, "CosineAnnealing" + family)
+            schedulers[lib] = cls.build_iter_from_epoch(optimizers[lib], epoch_length=4, **kwargs)
+        else:
+            cfg = dict(kwargs, type="CosineAnnealing" + family, convert_to_iter_based=True)
+            schedulers[lib] = registry.build(cfg, default_args=dict(optimizer=optimizers[lib], epoch_length=4))
+    traces = {lib: run(schedulers[lib], optimizers[lib], 12, None, "") for lib in (ours, ref)}
+
+    assert schedulers[ours].by_epoch is False
+    assert comparable_state(schedulers[ours]) == comparable_state(schedulers[ref])
+    assert traces[ours] == traces[ref]
+    if "T_max" in kwargs:
+        assert schedulers[ours].T_max == kwargs["T_max"] * 4

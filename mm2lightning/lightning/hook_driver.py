@@ -78,15 +78,14 @@ class HookDriver(pl.Callback):
         Raises:
             ValueError: ``module`` drives another ``HookDriver`` already.
         """
+        own, active = getattr(module, "hook_driver", None), getattr(module, "active_hook_driver", None)
+        if (own is not None and own is not self) or (active is not None and active is not self):
+            raise ValueError(
+                "the MMLightningModule has hooks of its own (MMLightningModule(hooks=...)) and the Trainer got "
+                "another HookDriver: give the hooks in one place"
+            )
+        module.active_hook_driver = self
         if self._module is not module:
-            driver = getattr(module, "hook_driver", None)
-            if driver is None:
-                module.hook_driver = self
-            elif driver is not self:
-                raise ValueError(
-                    "the MMLightningModule has hooks of its own (MMLightningModule(hooks=...)) and the Trainer got "
-                    "another HookDriver: give the hooks in one place"
-                )
             self._module = module
             self.view = RunnerView(module, self._runner, self._by_epoch)
         return self.view
@@ -94,13 +93,15 @@ class HookDriver(pl.Callback):
     def call(self, stage: str, **kwargs: Any) -> None:
         """Call ``stage`` on every hook that acts at it, in order."""
         view = self.view
-        for hook in self._calls.get(stage, ()):
-            view._current_hook = hook
-            try:
-                getattr(hook, stage)(view, **kwargs)
-            except TypeError as error:  # as MMEngine: name the hook whose signature did not fit
-                raise TypeError(f"{error} in {type(hook).__name__}.{stage}") from error
-        view._current_hook = None
+        try:
+            for hook in self._calls.get(stage, ()):
+                view._current_hook = hook
+                try:
+                    getattr(hook, stage)(view, **kwargs)
+                except TypeError as error:  # as MMEngine: name the hook whose signature did not fit
+                    raise TypeError(f"{error} in {type(hook).__name__}.{stage}") from error
+        finally:
+            view._current_hook = None
 
     # ------------------------------------------------------------------- runs
     def begin_run(self, module: Any) -> None:
@@ -111,16 +112,31 @@ class HookDriver(pl.Callback):
             self.call("before_run")
 
     def end_run(self) -> None:
-        """``after_run``, once per run."""
+        """``after_run``, once per run; the module is released."""
         if self._in_run:
             self._in_run = False
             self.call("after_run")
+        self._release()
+
+    def abort_run(self) -> None:
+        """Forget a run that failed, without ``after_run`` (as MMEngine): the next run starts with ``before_run``."""
+        self._in_run = False
+        if self.view is not None:
+            self.view._in_after_iter = self.view._epoch_done = False
+        self._release()
+
+    def _release(self) -> None:
+        if self._module is not None and self._module.active_hook_driver is self:
+            self._module.active_hook_driver = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.begin_run(pl_module)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.end_run()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.abort_run()
 
     # ------------------------------------------------------------ checkpoints
     def before_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from mm2lightning.logging import HistoryBuffer, MessageHub, MMLogger
+from mm2lightning.logging import HistoryBuffer, MessageHub
 from mm2lightning.optim import OptimWrapper, OptimWrapperDict
 from mm2lightning.runner.log_processor import LogProcessor
 
@@ -113,12 +113,11 @@ class TrainLogPath:
     iteration, and ``train/grad_norm`` on iterations that clip by norm; runtime
     information ``iter``, ``epoch``, ``max_iters``, ``max_epochs`` and
     ``dataset_meta``; ``val/<metric>`` / ``test/<metric>`` after evaluation.
-    ``iter`` and ``epoch`` are advanced at the end of an iteration or epoch for
-    the next one, so ``train_step`` reads MMEngine's values (a validation in the
-    middle of training reads the next iteration's ``iter``). At log steps the
-    loggers get :meth:`LogProcessor.get_log_after_iter`'s values (``loss`` also on
-    the progress bar), and its text line goes to the current ``MMLogger`` when
-    one was created (the ``Runner`` creates one). With ``epoch_means``, each
+    ``iter`` is set before each iteration and ``epoch`` advanced at the end of an
+    epoch for the next one, as ``RuntimeInfoHook``. At log steps the loggers get
+    :meth:`LogProcessor.get_log_after_iter`'s values (``loss`` also on the
+    progress bar), and its text line goes to the module's ``text_logger`` when it
+    has one (the ``Runner`` sets its ``MMLogger``). With ``epoch_means``, each
     ``log_vars`` key's epoch mean is logged as ``<key>_epoch``.
 
     Args:
@@ -230,8 +229,8 @@ class TrainLogPath:
         epoch = trainer.current_epoch if self._by_epoch else 0
         state = _RunnerState(self._module, self._hub, trainer.global_step - 1, epoch)
         tag, log_str = self.log_processor.get_log_after_iter(state, self._epoch_loop.batch_idx, "train")
-        if MMLogger._instance_dict:
-            MMLogger.get_current_instance().info(log_str)
+        if self._module.text_logger is not None:
+            self._module.text_logger.info(log_str)
         values = {key: value for key, value in tag.items() if key not in ("epoch", "iter")}  # Lightning's own
         size = batch_size(batch)
         if "loss" in values:
@@ -255,7 +254,7 @@ class TrainLogPath:
     # ---------------------------------------------------------------- evaluation
     def after_evaluation(self, stage: str, metrics: Mapping[str, Any]) -> None:
         """Record ``val/<name>`` (``test/<name>``) as MMEngine's ``RuntimeInfoHook``: scalars in the buffers,
-        others as runtime information; print the ``LogProcessor``'s epoch line to a created ``MMLogger``."""
+        others as runtime information; print the ``LogProcessor``'s epoch line to the module's ``text_logger``."""
         trainer = self._module.trainer
         if trainer.sanity_checking:
             return
@@ -268,11 +267,11 @@ class TrainLogPath:
         fitting = trainer.state.fn == TrainerFn.FITTING
         if fitting:
             self._read_lrs()  # ReduceOnPlateau may have stepped
-        if MMLogger._instance_dict:
+        if self._module.text_logger is not None:
             loop = self._epoch_loop if fitting else None
             epoch_done = loop is not None and loop.batch_progress.is_last_batch
             epoch = trainer.current_epoch + epoch_done if fitting and trainer.max_epochs not in (None, -1) else 0
             state = _RunnerState(self._module, hub, trainer.global_step, epoch)
             length = len(state.val_loop.dataloader if stage == "val" else state.test_loop.dataloader)
             _, log_str = self.log_processor.get_log_after_epoch(state, length, stage)
-            MMLogger.get_current_instance().info(log_str)
+            self._module.text_logger.info(log_str)

@@ -189,6 +189,9 @@ class MMLightningModule(pl.LightningModule):
             hooks = list(hooks)
             hooks = HookDriver(hooks) if hooks else None
         self.hook_driver: HookDriver | None = hooks  # None: no callback, no cost per iteration
+        # The driver of the run under way (this module's, or one given to the Trainer); set by HookDriver.bind
+        self.active_hook_driver: HookDriver | None = None
+        self.text_logger: Any = None  # an MMLogger for MMEngine's text log lines (the Runner's); None: none
 
     @staticmethod
     def _build_evaluator(cfg: Any) -> Any:
@@ -227,6 +230,12 @@ class MMLightningModule(pl.LightningModule):
         ``train_step``-driven training (this runs before Lightning's own checks)."""
         trainer = self.trainer
         driver = self.hook_driver
+        others = [c for c in trainer.callbacks if isinstance(c, HookDriver) and c is not driver]
+        if driver is not None and others:  # Lightning would let ours replace the Trainer's silently
+            raise ValueError(
+                "the MMLightningModule has hooks of its own (MMLightningModule(hooks=...)) and the Trainer got "
+                "another HookDriver: give the hooks in one place"
+            )
         callbacks = [driver] if driver is not None and driver not in trainer.callbacks else []
         if trainer.state.fn != TrainerFn.FITTING:
             return callbacks
@@ -318,8 +327,8 @@ class MMLightningModule(pl.LightningModule):
         return log_vars
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.hook_driver is not None:  # after the callbacks' on_train_batch_end
-            self.hook_driver.after_train_batch(self.trainer, batch_idx)
+        if self.active_hook_driver is not None:  # after the callbacks' on_train_batch_end
+            self.active_hook_driver.after_train_batch(self.trainer, batch_idx)
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         self._backend.run_before_step()
@@ -394,13 +403,23 @@ class MMLightningModule(pl.LightningModule):
         hub_state = self._log_path.message_hub_state()
         if hub_state is not None:
             checkpoint["message_hub"] = hub_state
-        if self.hook_driver is not None:  # last: hooks see (and may change) all of it
-            self.hook_driver.before_save_checkpoint(checkpoint)
+        driver = self._checkpoint_hook_driver()
+        if driver is not None:  # last: hooks see (and may change) all of it
+            driver.before_save_checkpoint(checkpoint)
+
+    def _checkpoint_hook_driver(self) -> HookDriver | None:
+        """The driver whose hooks see a checkpoint: the run's, else this module's own once its hooks ran
+        ``before_run`` (so not in ``load_from_checkpoint`` before any run, as a Runner's hooks would not be)."""
+        driver = self.active_hook_driver or self.hook_driver
+        return driver if driver is not None and driver.view is not None else None
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs before the weights are loaded (hooks may change them) and before configure_optimizers builds the
         # wrappers (their state is applied in on_train_start).
-        if self.hook_driver is not None:
-            self.hook_driver.after_load_checkpoint(checkpoint, resume=self.trainer.state.fn == TrainerFn.FITTING)
-        self._resume_state = checkpoint.get(CHECKPOINT_KEY)
-        self._resume_hub = checkpoint.get("message_hub")
+        fitting = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        driver = self._checkpoint_hook_driver()
+        if driver is not None:
+            driver.after_load_checkpoint(checkpoint, resume=fitting)
+        # Training state is for a fit that resumes; validate/test/predict from a checkpoint leave it alone.
+        self._resume_state = checkpoint.get(CHECKPOINT_KEY) if fitting else None
+        self._resume_hub = checkpoint.get("message_hub") if fitting else None

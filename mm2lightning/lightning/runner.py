@@ -7,7 +7,8 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -201,6 +202,7 @@ class Runner:
             hooks=self._hook_driver,
         )
         self.module.message_hub = self.message_hub
+        self.module.text_logger = self.logger  # MMEngine's text log lines at each log step
         self.module.checkpoint_meta = self._meta  # the same dict: a seed settled later is saved too
         if self._hook_driver is not None:
             self._hook_driver.bind(self.module)  # hooks' runner view, from load_checkpoint on
@@ -412,29 +414,33 @@ class Runner:
         """Train as MMEngine's ``Runner.train()``; resume or load weights first when asked. Returns the model."""
         if self._dataloaders["train"] is None:
             raise RuntimeError("Runner.train() needs train_dataloader, train_cfg and optim_wrapper")
-        self._begin_run()
-        if hasattr(self.model, "init_weights"):
-            self.model.init_weights()
-        resume_from = self._checkpoint_to_resume()
-        fit_path = None
-        if resume_from is not None:
-            fit_path = self._prepare_resume(resume_from)
-            self._resumed = True
-        elif self.load_from is not None and not self._loaded_weights:
-            self.load_checkpoint(self.load_from)
-        self._loaded_weights = True
-        try:
-            with warnings.catch_warnings():  # Lightning's warning about mid-epoch resumption: handled here
-                warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-                self.trainer.fit(self.module, datamodule=self._datamodule(), ckpt_path=fit_path, weights_only=False)
-        finally:
-            if fit_path is not None and fit_path != resume_from:  # an MMEngine checkpoint rebuilt for Lightning
-                fit_path.unlink(missing_ok=True)
+        with self._run():
+            if hasattr(self.model, "init_weights"):
+                self.model.init_weights()
+            resume_from = self._checkpoint_to_resume()
+            fit_path = None
+            if resume_from is not None:
+                fit_path = self._prepare_resume(resume_from)
+                self._resumed = True
+            elif self.load_from is not None and not self._loaded_weights:
+                self.load_checkpoint(self.load_from)
+            self._loaded_weights = True
+            try:
+                with warnings.catch_warnings():  # Lightning's warning about mid-epoch resumption: handled here
+                    warnings.filterwarnings(
+                        "ignore", message="You're resuming from a checkpoint that ended before the epoch"
+                    )
+                    self.trainer.fit(self.module, datamodule=self._datamodule(), ckpt_path=fit_path, weights_only=False)
+            finally:
+                if fit_path is not None and fit_path != resume_from:  # an MMEngine checkpoint rebuilt for Lightning
+                    fit_path.unlink(missing_ok=True)
         return self.model
 
-    def _begin_run(self) -> None:
-        """The run's runtime information in the hub, and hooks' ``before_run``, before weights are initialised or
-        loaded, as MMEngine (``after_run``: teardown).
+    @contextmanager
+    def _run(self) -> Iterator[None]:
+        """A run: the runtime information in the hub and hooks' ``before_run`` first, before weights are
+        initialised or loaded, as MMEngine (``after_run`` comes with the Trainer's teardown). A run that fails
+        gets no ``after_run`` (as MMEngine), and the next one starts with ``before_run`` again.
 
         The model is on its device by then, as MMEngine's Runner puts it there when it is built (hooks such as
         ``EMAHook`` copy it in ``before_run``).
@@ -445,9 +451,16 @@ class Runner:
         except ConfigError:  # a config holding objects that cannot be written as text
             pass
         self.message_hub.update_info_dict(info)
-        if self._hook_driver is not None:
-            self.model.to(self.trainer.strategy.root_device)
+        if self._hook_driver is None:
+            yield
+            return
+        self.model.to(self.trainer.strategy.root_device)
+        try:
             self._hook_driver.begin_run(self.module)
+            yield
+        except BaseException:
+            self._hook_driver.abort_run()
+            raise
 
     def val(self) -> dict[str, Any]:
         """Evaluate on ``val_dataloader``; returns the evaluator's metrics (MMEngine's names, no ``val/``)."""
@@ -460,12 +473,12 @@ class Runner:
     def _evaluate(self, stage: Literal["val", "test"]) -> dict[str, Any]:
         if self._dataloaders[stage] is None:
             raise RuntimeError(f"Runner.{stage}() needs {stage}_dataloader, {stage}_cfg and {stage}_evaluator")
-        self._begin_run()
-        if not self._loaded_weights:  # as MMEngine's load_or_resume: the checkpoint to resume, else load_from
-            path = self._checkpoint_to_resume() or self.load_from
-            if path is not None:
-                self.load_checkpoint(path)
-            self._loaded_weights = True
-        run = self.trainer.validate if stage == "val" else self.trainer.test
-        run(self.module, datamodule=self._datamodule(), verbose=False)
+        with self._run():
+            if not self._loaded_weights:  # as MMEngine's load_or_resume: the checkpoint to resume, else load_from
+                path = self._checkpoint_to_resume() or self.load_from
+                if path is not None:
+                    self.load_checkpoint(path)
+                self._loaded_weights = True
+            run = self.trainer.validate if stage == "val" else self.trainer.test
+            run(self.module, datamodule=self._datamodule(), verbose=False)
         return dict(self.module.val_metrics if stage == "val" else self.module.test_metrics)

@@ -64,7 +64,9 @@ class BaseAveragedModel(nn.Module):
         if device is not None:
             self.module = self.module.to(device)
         self.register_buffer("steps", torch.tensor(0, dtype=torch.long, device=device))
-        self._host_steps: int | None = 0  # ``steps`` on the host: no device sync per update (None: read it)
+        # ``steps`` on the host, valid while the buffer is the one it was read from, unchanged since: no device
+        # sync per update, and a buffer loaded, written or replaced is read again.
+        self._host_steps = (0, self._steps_key())
         self.update_buffers = update_buffers
         self.avg_parameters = self._averaged_tensors()
 
@@ -102,7 +104,9 @@ class BaseAveragedModel(nn.Module):
             model: The source model, with the same structure as :attr:`module`.
         """
         src_parameters = model.state_dict() if self.update_buffers else dict(model.named_parameters())
-        steps = int(self.steps) if self._host_steps is None else self._host_steps
+        steps, key = self._host_steps
+        if key != self._steps_key():
+            steps = int(self.steps)
         if steps == 0:
             for k, p_avg in self.avg_parameters.items():
                 p_avg.data.copy_(src_parameters[k].data)
@@ -115,11 +119,11 @@ class BaseAveragedModel(nn.Module):
             for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
                 b_avg.data.copy_(b_src.data.to(b_avg.device))
         self.steps += 1
-        self._host_steps = steps + 1
+        self._host_steps = (steps + 1, self._steps_key())
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._host_steps = None  # ``steps`` was loaded: read it at the next update
+    def _steps_key(self) -> tuple[int, int]:
+        """Which ``steps`` tensor this is, and its in-place version counter (no device access)."""
+        return id(self.steps), self.steps._version
 
 @MODELS.register_module()
 class StochasticWeightAverage(BaseAveragedModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -250,14 +251,39 @@ def test_a_hook_driver_given_to_the_trainer_drives_every_point(tmp_path):
 
     torch.manual_seed(0)
     module = MMLightningModule(Regression(), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)))
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[HookDriver([Points()])])
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[HookDriver([Points()]), ModelCheckpoint(dirpath=tmp_path)])
     trainer.fit(module, loader())
-    trainer.save_checkpoint(tmp_path / "last.ckpt")
     assert seen == [("after_train_iter", 0, 0), ("after_train_iter", 0, 1), ("after_train_iter", 0, 2),
                     ("after_train_epoch", 0, 3), ("before_save_checkpoint", ["body.0.bias"])]
+    assert module.active_hook_driver is None  # the Trainer's driver acted for that Trainer's run only
+    seen.clear()
+    pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module, loader())
+    assert seen == []
+
+
+def test_hooks_in_two_places_are_refused_and_a_failed_run_starts_over(tmp_path):
+    calls = []
+
+    class Boom(Hook):
+        def before_run(self, runner) -> None:
+            calls.append("before_run")
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            raise RuntimeError("boom")
+
+    module = MMLightningModule(Regression(), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)), hooks=[Boom()])
     with pytest.raises(ValueError, match="give the hooks in one place"):
-        HookDriver([Points()]).bind(module)
+        pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   callbacks=[HookDriver([CountingHook()])]).fit(module, loader())
+    for _ in range(2):  # the hook fails; the next run starts with before_run again (no after_run, as MMEngine)
+        with pytest.raises(RuntimeError, match="boom"):
+            pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                       enable_model_summary=False).fit(module, loader())
+    assert calls == ["before_run", "before_run"]
+    view = module.hook_driver.view
+    assert not view._in_after_iter and view._current_hook is None and module.active_hook_driver is None
 
 
 def test_runner_load_checkpoint_calls_after_load_checkpoint_before_any_run(tmp_path):
@@ -296,3 +322,36 @@ def test_triggered_stages_equal_mmengine(mmengine):
         return sorted(Some().get_triggered_stages())
 
     assert stages(Hook) == stages(mmengine.hooks.Hook)
+
+
+def test_checkpoints_read_outside_training_leave_hooks_and_training_state_alone(tmp_path):
+    """validate(ckpt_path=...) does not feed a later fit's optimizer or hub; load_from_checkpoint runs no hook."""
+    from mm2lightning.evaluator import BaseMetric
+    from mm2lightning.logging import MessageHub
+
+    from test_hook_parity import make_metric_cls
+
+    torch.manual_seed(0)
+    module = MMLightningModule(Regression(), optim_wrapper=dict(optimizer=dict(type="Adam", lr=0.01)))
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="last")], enable_checkpointing=True)
+    trainer.fit(module, loader())
+
+    fresh = MMLightningModule(Regression(), optim_wrapper=dict(optimizer=dict(type="Adam", lr=0.01)),
+                              val_evaluator=[make_metric_cls(BaseMetric)()])
+    fresh.message_hub = MessageHub.get_instance(f"fresh_{tmp_path.name}")
+    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    pl.Trainer(**quiet).validate(fresh, loader(), ckpt_path=tmp_path / "last.ckpt", weights_only=False)
+    pl.Trainer(max_epochs=1, **quiet).fit(fresh, loader())
+    assert len(fresh.message_hub.get_scalar("train/loss").data[0]) == 3  # this fit's 3 iterations only
+    assert fresh.optim_wrapper.optimizer.state_dict()["state"][0]["step"].item() == 3  # not resumed from 6 steps
+
+    seen = []
+
+    class Loads(Hook):
+        def after_load_checkpoint(self, runner, checkpoint) -> None:
+            seen.append(runner.iter)
+
+    loaded = MMLightningModule.load_from_checkpoint(tmp_path / "last.ckpt", model=Regression(), hooks=[Loads()],
+                                                    weights_only=False)
+    assert seen == [] and torch.equal(loaded.model.body[0].weight, module.model.body[0].weight)

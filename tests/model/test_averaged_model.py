@@ -155,3 +155,19 @@ def test_large_momentum_warns(log_text):
 def test_registered_names():
     for cls in (ExponentialMovingAverage, MomentumAnnealingEMA, StochasticWeightAverage):
         assert issubclass(cls, BaseAveragedModel) and MODELS.get(cls.__name__) is cls
+
+
+def test_steps_written_directly_are_read_again():
+    """The host-side step count follows the buffer: zeroed in place or replaced, the next update sees it."""
+    model = nn.Linear(2, 2)
+    ema = ExponentialMovingAverage(model, momentum=0.5)
+    ema.update_parameters(model)
+    ema.update_parameters(model)
+    ema.steps.zero_()  # as after a reset: the next update copies the source
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update_parameters(model)
+    assert torch.equal(ema.module.weight, model.weight) and int(ema.steps) == 1
+    ema.steps = torch.tensor(5)
+    ema.update_parameters(model)
+    assert int(ema.steps) == 6

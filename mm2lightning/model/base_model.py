@@ -14,6 +14,7 @@ from typing_extensions import Self
 
 from mm2lightning.model.base_module import BaseModule
 from mm2lightning.model.data_preprocessor import _derives_from
+from mm2lightning.errors import TypeAttributeError
 from mm2lightning.registry import MODELS
 
 
@@ -153,9 +154,9 @@ class BaseModel(BaseModule):
             ValueError: No key contains ``'loss'``.
         """
         if not isinstance(losses, Mapping):
-            raise TypeError(
+            raise TypeAttributeError(
                 "forward(mode='loss') must return a dict of loss tensors (or lists of tensors), "
-                f"but got {type(losses).__name__}"
+                f"but got {type(losses).__name__}: '{type(losses).__name__}' object has no attribute 'items'"
             )
         reduced = []
         for name, value in losses.items():
@@ -168,7 +169,8 @@ class BaseModel(BaseModule):
                 if isinstance(value, list):
                     detail = f"list of {sorted({type(item).__name__ for item in value})}" if value else "empty list"
                 raise TypeError(
-                    f"the loss {name!r} must be a tensor or a non-empty list of tensors, but got {detail}"
+                    f"{name} is not a tensor or list of tensors: the loss {name!r} must be a tensor or a non-empty "
+                    f"list of tensors, but got {detail}"
                 )
         loss_terms = [value for name, value in reduced if "loss" in name]
         if not loss_terms:
@@ -188,6 +190,7 @@ class BaseModel(BaseModule):
         if isinstance(data, (list, tuple)):
             return self(*data, mode=mode)
         raise TypeError(
+            "Output of `data_preprocessor` should be list, tuple or dict: "
             "the output of data_preprocessor should be a dict (passed to forward by keyword) or a "
             f"list/tuple (passed positionally), but got {type(data).__name__}"
         )

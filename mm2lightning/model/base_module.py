@@ -15,6 +15,7 @@ from mm2lightning.model.pretrained_init import PretrainedInit
 from mm2lightning.logging import MMLogger, print_log
 from mm2lightning.model.weight_init import InitCfg, initialize, update_init_info
 from mm2lightning.model.wrappers import is_model_wrapper
+from mm2lightning.errors import AssertTypeError
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -83,7 +84,9 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
                 other_cfgs = []
                 for init_cfg in init_cfgs:
                     if not isinstance(init_cfg, dict):
-                        raise TypeError(f"init_cfg must be a dict or a list of dict, but got an item {init_cfg!r}")
+                        raise AssertTypeError(
+                            f"init_cfg must be a dict or a list of dict, but got an item {init_cfg!r}"
+                        )
                     is_pretrained = init_cfg.get("type") in ("Pretrained", PretrainedInit)
                     (pretrained_cfgs if is_pretrained else other_cfgs).append(init_cfg)
                 initialize(self, other_cfgs)

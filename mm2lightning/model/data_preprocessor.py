@@ -11,6 +11,7 @@ from torch import nn
 from typing_extensions import Self
 
 from mm2lightning.model.utils import stack_batch
+from mm2lightning.errors import AssertValueError
 from mm2lightning.registry import MODELS
 
 
@@ -108,7 +109,7 @@ class BaseDataPreprocessor(nn.Module):
         return super().cpu()
 
 
-class ImgDataPreprocessorError(ValueError, AssertionError):
+class ImgDataPreprocessorError(AssertValueError):
     """A misuse of :class:`ImgDataPreprocessor` that MMEngine refuses with an ``assert``.
 
     A ``ValueError`` that is also the ``AssertionError`` MMEngine raises; each message

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mm2lightning.errors import AssertTypeError, AssertValueError
+
 
 def stack_batch(
     tensor_list: list[torch.Tensor], pad_size_divisor: int = 1, pad_value: int | float = 0
@@ -24,17 +26,24 @@ def stack_batch(
         A tensor of shape ``(len(tensor_list), C, *padded_sizes)``.
 
     Raises:
-        TypeError: ``tensor_list`` is not a list.
-        ValueError: The list is empty, the tensors' numbers of dimensions differ,
-            or ``pad_size_divisor`` is not a positive integer.
+        TypeError: ``tensor_list`` is not a list (also an ``AssertionError``, as MMEngine).
+        ValueError: The list is empty, the tensors' numbers of dimensions differ
+            (both also ``AssertionError``, as MMEngine), or ``pad_size_divisor``
+            is not a positive integer.
     """
     if not isinstance(tensor_list, list):
-        raise TypeError(f"stack_batch expects a list of tensors, but got {type(tensor_list).__name__}")
+        raise AssertTypeError(
+            f"stack_batch expects a list of tensors, but got {type(tensor_list).__name__} "
+            f"(Expected input type to be list, but got {type(tensor_list)})"
+        )
     if not tensor_list:
-        raise ValueError("stack_batch got an empty list; there is nothing to stack")
+        raise AssertValueError("`tensor_list` could not be an empty list: stack_batch has nothing to stack")
     ndims = [tensor.dim() for tensor in tensor_list]
     if len(set(ndims)) != 1:
-        raise ValueError(f"stack_batch needs tensors with the same number of dimensions, but got {ndims}")
+        raise AssertValueError(
+            f"stack_batch needs tensors with the same number of dimensions, but got {ndims} "
+            f"(Expected the dimensions of all tensors must be the same, but got {ndims})"
+        )
     if not isinstance(pad_size_divisor, int) or pad_size_divisor < 1:
         raise ValueError(f"pad_size_divisor must be a positive int, but got {pad_size_divisor!r}")
 

@@ -45,6 +45,7 @@ def _run_forward(module: nn.Module, data: Any, mode: str) -> Any:
     if isinstance(data, (list, tuple)):
         return module(*data, mode=mode)
     raise TypeError(
+        "Output of `data_preprocessor` should be list, tuple or dict: "
         "the output of data_preprocessor should be a dict (passed to forward by keyword) or a "
         f"list/tuple (passed positionally), but got {type(data).__name__}"
     )

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mm2lightning.errors import AssertTypeError, AssertValueError
 from mm2lightning.optim.optim_wrapper import OptimWrapper, _check_loss
 from mm2lightning.registry import OPTIM_WRAPPERS
 
@@ -60,7 +61,10 @@ def _build_scaler(
         scaler_cls = torch.amp.GradScaler
     if isinstance(loss_scale, str):
         if loss_scale != "dynamic":
-            raise ValueError(f"loss_scale given as a string must be 'dynamic', but got {loss_scale!r}")
+            raise LossScaleError(
+                f"loss_scale given as a string must be 'dynamic', but got {loss_scale!r} "
+                '(loss_scale must be of type float, dict, or "dynamic")'
+            )
         return scaler_cls(device_type), None
     if isinstance(loss_scale, (int, float)) and not isinstance(loss_scale, bool):
         if not loss_scale > 0:
@@ -75,9 +79,14 @@ def _build_scaler(
                 f"backoff_factor, growth_interval, enabled), but got {loss_scale!r}: {exc}"
             ) from exc
     raise TypeError(
+        'loss_scale must be of type float, dict, or "dynamic": '
         "loss_scale must be 'dynamic', a positive number (a static scale) or a dict of GradScaler "
         f"arguments, but got {type(loss_scale).__name__} ({loss_scale!r})"
     )
+
+
+class LossScaleError(ValueError, TypeError):
+    """A string ``loss_scale`` other than ``'dynamic'``; also the ``TypeError`` MMEngine raises for it."""
 
 
 class AmpLossTypeError(TypeError, ValueError):
@@ -124,10 +133,16 @@ class AmpOptimWrapper(OptimWrapper):
         self.device_type = _resolve_device_type(self.optimizer, device_type)
         if isinstance(dtype, str):
             if dtype not in self.valid_dtypes:
-                raise ValueError(f"dtype must be one of {self.valid_dtypes} or a torch.dtype, but got {dtype!r}")
+                raise AssertValueError(
+                    f"dtype should be any of {self.valid_dtypes}, got {dtype}: dtype must be one of these names, "
+                    "a torch.dtype or None"
+                )
             dtype = getattr(torch, dtype)
         elif dtype is not None and not isinstance(dtype, torch.dtype):
-            raise TypeError(f"dtype must be a str, a torch.dtype or None, but got {type(dtype).__name__}")
+            raise AssertTypeError(
+                f"dtype should be None or instance of torch.dtype, got {dtype}: dtype must be a str, a torch.dtype "
+                f"or None, but got {type(dtype).__name__}"
+            )
         self.cast_dtype: torch.dtype | None = dtype
         self.autocast_dtype: torch.dtype = dtype or torch.get_autocast_dtype(self.device_type)
         self.loss_scaler: torch.amp.GradScaler | None = None

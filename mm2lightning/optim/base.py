@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from mm2lightning.errors import TypeAttributeError
+
 
 class BaseOptimWrapper(metaclass=ABCMeta):
     """Wraps a ``torch.optim.Optimizer``, as ``mmengine.optim.BaseOptimWrapper``.
@@ -21,9 +23,10 @@ class BaseOptimWrapper(metaclass=ABCMeta):
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         if not hasattr(optimizer, "param_groups") or not hasattr(optimizer, "step"):
-            raise TypeError(
+            raise TypeAttributeError(
                 "optimizer must be a torch.optim.Optimizer (or have param_groups and step()), "
-                f"but got {type(optimizer).__name__}"
+                f"but got {type(optimizer).__name__}: '{type(optimizer).__name__}' object has no attribute "
+                f"'{'param_groups' if not hasattr(optimizer, 'param_groups') else 'step'}'"
             )
         self.optimizer = optimizer
         self.base_param_settings: dict[str, Any] | None = None

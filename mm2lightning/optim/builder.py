@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from mm2lightning.errors import AssertValueError
 from mm2lightning.optim.optim_wrapper import OptimWrapper
 from mm2lightning.optim.optim_wrapper_dict import OptimWrapperDict
 from mm2lightning.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
@@ -70,11 +71,15 @@ class DefaultOptimWrapperConstructor:
 
     def __init__(self, optim_wrapper_cfg: dict[str, Any], paramwise_cfg: dict[str, Any] | None = None) -> None:
         if not isinstance(optim_wrapper_cfg, Mapping):
-            raise TypeError(f"optim_wrapper_cfg must be a dict, but got {type(optim_wrapper_cfg).__name__}")
+            raise TypeError(
+                f"optim_wrapper_cfg must be a dict, but got {type(optim_wrapper_cfg).__name__} "
+                "(optimizer_cfg should be a dict)"
+            )
         if "optimizer" not in optim_wrapper_cfg:
-            raise ValueError(
-                "an optim_wrapper config must contain 'optimizer', e.g. "
-                f"dict(optimizer=dict(type='SGD', lr=0.01)); got keys {sorted(optim_wrapper_cfg)}"
+            raise AssertValueError(
+                '`optim_wrapper_cfg` must contain "optimizer" config: an optim_wrapper config must contain '
+                "'optimizer', e.g. dict(optimizer=dict(type='SGD', lr=0.01)); got keys "
+                f"{sorted(optim_wrapper_cfg)}"
             )
         self.optim_wrapper_cfg = dict(optim_wrapper_cfg)
         self.optimizer_cfg = self.optim_wrapper_cfg.pop("optimizer")
@@ -92,7 +97,10 @@ class DefaultOptimWrapperConstructor:
     def _validate_paramwise_cfg(self, optimizer_is_cfg: bool) -> None:
         cfg = self.paramwise_cfg
         if not isinstance(cfg, Mapping):
-            raise TypeError(f"paramwise_cfg must be None or a dict, but got {type(cfg).__name__}")
+            raise TypeError(
+                f"paramwise_cfg must be None or a dict, but got {type(cfg).__name__} "
+                "(paramwise_cfg should be None or a dict)"
+            )
         if cfg and not optimizer_is_cfg:
             raise ValueError("paramwise_cfg needs 'optimizer' as a config dict, not a built optimizer")
         if type(self) is DefaultOptimWrapperConstructor:
@@ -104,7 +112,10 @@ class DefaultOptimWrapperConstructor:
             raise TypeError(f"paramwise_cfg['bypass_duplicate'] must be a bool, but got {bypass!r}")
         custom_keys = cfg.get("custom_keys", {})
         if not isinstance(custom_keys, Mapping) or not all(isinstance(v, Mapping) for v in custom_keys.values()):
-            raise TypeError(f"paramwise_cfg['custom_keys'] must be a dict of name -> dict, but got {custom_keys!r}")
+            raise TypeError(
+                "If specified, custom_keys must be a dict: paramwise_cfg['custom_keys'] must be a dict of "
+                f"name -> dict, but got {custom_keys!r}"
+            )
         for name, options in custom_keys.items():
             for key in ("lr_mult", "decay_mult"):
                 if key in options:
@@ -308,8 +319,9 @@ def build_optim_wrapper(model: nn.Module, cfg: Mapping[str, Any] | OptimWrapper)
     if "optimizer" in cfg or "constructor" in cfg:
         return _build_one(model, cfg)
     if not cfg or _WRAPPER_KEYS & set(cfg):
-        raise ValueError(
-            "an optim_wrapper config must contain 'optimizer', e.g. "
+        raise AssertValueError(
+            '`optim_wrapper_cfg` must contain "optimizer" config: an optim_wrapper config must contain '
+            "'optimizer', e.g. "
             f"dict(optimizer=dict(type='SGD', lr=0.01)); got keys {sorted(cfg)}"
         )
     return _build_per_submodule(model, cfg)

@@ -13,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mm2lightning.optim.backend import TORCH_BACKEND, OptimBackend
 from mm2lightning.optim.base import BaseOptimWrapper
+from mm2lightning.errors import AssertTypeError, AssertValueError, MMEngineAssertionError, TypeAttributeError
 from mm2lightning.registry import OPTIM_WRAPPERS
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ _CLIP_FUNCS = {
 def _parse_clip_grad(clip_grad: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
     """Validate ``clip_grad`` early and return (clip function, log name, kwargs)."""
     if not isinstance(clip_grad, dict) or not clip_grad:
-        raise TypeError(
+        raise AssertTypeError(
+            "If `clip_grad` is not None, it should be a `dict`: "
             "clip_grad must be None or a non-empty dict of arguments for "
             "torch.nn.utils.clip_grad_norm_ (type='norm', the default) or clip_grad_value_ "
             f"(type='value'), e.g. dict(max_norm=1.0); but got {clip_grad!r}"
@@ -36,11 +38,19 @@ def _parse_clip_grad(clip_grad: dict[str, Any]) -> tuple[Any, str, dict[str, Any
     kwargs = dict(clip_grad)  # MMEngine pops 'type' from the caller's dict; we leave it intact
     clip_type = kwargs.pop("type", "norm")
     if clip_type not in _CLIP_FUNCS:
-        raise ValueError(f"clip_grad type must be 'norm' or 'value', but got {clip_type!r}")
+        raise ValueError(
+            f"clip_grad type must be 'norm' or 'value', but got {clip_type!r} "
+            '(type of clip_grad should be "norm" or "value")'
+        )
     func, grad_name = _CLIP_FUNCS[clip_type]
     accepted = [p for p in inspect.signature(func).parameters if p != "parameters"]
     unknown = sorted(set(kwargs) - set(accepted))
-    if not kwargs or unknown:
+    if not kwargs:
+        raise AssertValueError(
+            f"`clip_grad` should contain other arguments besides `type`: clip_grad for type={clip_type!r} takes "
+            f"arguments of {func.__name__} ({', '.join(accepted)}), but got none"
+        )
+    if unknown:
         raise ValueError(
             f"clip_grad for type={clip_type!r} takes arguments of {func.__name__} "
             f"({', '.join(accepted)}), but got {sorted(kwargs) or 'none'}"
@@ -54,7 +64,11 @@ def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, _BatchNorm) for m in model.modules())
 
 
-class LossTypeError(TypeError, AttributeError):
+class LossFactorError(RuntimeError, MMEngineAssertionError):
+    """An iteration past the ``max_counts`` given to ``initialize_count_status`` (MMEngine asserts)."""
+
+
+class LossTypeError(TypeAttributeError):
     """The loss given to an optim wrapper has no ``backward()`` method.
 
     Also an ``AttributeError``, what MMEngine's ``loss.backward()`` raises for it.
@@ -102,8 +116,9 @@ class OptimWrapper(BaseOptimWrapper):
     ) -> None:
         super().__init__(optimizer)
         if isinstance(accumulative_counts, bool) or not isinstance(accumulative_counts, int) or accumulative_counts < 1:
-            raise ValueError(
-                f"accumulative_counts must be an integer >= 1 (1 means no accumulation), but got {accumulative_counts!r}"
+            raise AssertValueError(
+                "_accumulative_counts at least greater than or equal to 1: accumulative_counts must be an "
+                f"integer >= 1 (1 means no accumulation), but got {accumulative_counts!r}"
             )
         self._accumulative_counts = accumulative_counts
         self.clip_grad_kwargs: dict[str, Any] | None = None
@@ -204,7 +219,8 @@ class OptimWrapper(BaseOptimWrapper):
         if self._max_counts == -1 or self._inner_count < self._max_counts - self._remainder_counts:
             return loss / self._accumulative_counts
         if self._remainder_counts <= 0:
-            raise RuntimeError(
+            raise LossFactorError(
+                "loss_factor should be larger than zero! "
                 f"iteration {self._inner_count} is past the run's max_counts={self._max_counts} given to "
                 "initialize_count_status; call it with the real number of iterations run and in total"
             )

@@ -8,24 +8,22 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
+from mm2lightning.errors import AssertKeyError, AssertTypeError
 from mm2lightning.optim.optim_wrapper import OptimWrapper
 
 
-class OptimWrapperDictError(TypeError, AssertionError):
+class OptimWrapperDictError(AssertTypeError):
     """A member of an :class:`OptimWrapperDict` is not an :class:`OptimWrapper`.
 
     Also an ``AssertionError``, the type MMEngine raises for it.
     """
 
 
-class OptimWrapperDictKeyError(KeyError, AssertionError):
+class OptimWrapperDictKeyError(AssertKeyError):
     """A name that an :class:`OptimWrapperDict` does not hold.
 
     Also an ``AssertionError``, the type MMEngine raises for it.
     """
-
-    def __str__(self) -> str:  # KeyError would show the message quoted
-        return str(self.args[0]) if self.args else ""
 
 
 def _call_each(method: str) -> NoReturn:

@@ -13,16 +13,24 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any
 
+from mm2lightning.errors import AssertValueError
 from mm2lightning.optim.scheduler.param_scheduler import INF, OptimizerType, _ParamScheduler
 from mm2lightning.registry import PARAM_SCHEDULERS
 
 
+_FACTOR_PHRASE = {"factor": "Constant", "start_factor": "Starting", "end_factor": "Ending"}
+
+
 def _check_factor(owner: str, name: str, factor: float) -> None:
     if not 0 <= factor <= 1.0:
-        raise ValueError(f"{owner}: {name} must lie in [0, 1], but got {factor}")
+        # Contains MMEngine's phrase, e.g. 'Constant multiplicative factor should between 0 and 1.'
+        raise ValueError(
+            f"{owner}: {name} must lie in [0, 1], but got {factor} "
+            f"({_FACTOR_PHRASE[name]} multiplicative factor should between 0 and 1.)"
+        )
 
 
-class EtaMinError(ValueError, AssertionError):
+class EtaMinError(AssertValueError):
     """Both or neither of ``eta_min`` and ``eta_min_ratio`` given.
 
     A ``ValueError`` that is also the ``AssertionError`` MMEngine raises for the same misuse.
@@ -353,8 +361,8 @@ class CosineRestartParamScheduler(_EtaMinMixin, _ParamScheduler):
     ) -> None:
         _check_eta_min(type(self).__name__, eta_min, eta_min_ratio)
         if len(periods) != len(restart_weights):
-            raise ValueError(
-                f"{type(self).__name__}: periods and restart_weights must have the same length, "
+            raise AssertValueError(
+                f"{type(self).__name__}: periods and restart_weights should have the same length, "
                 f"but got {len(periods)} and {len(restart_weights)}"
             )
         self.periods = periods

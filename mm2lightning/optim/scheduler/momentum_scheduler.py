@@ -39,7 +39,8 @@ class MomentumSchedulerMixin:
                 group["momentum"] = group["betas"][0]
         elif "momentum" not in optimizer.defaults:
             raise ValueError(
-                f"{type(self).__name__}: the optimizer ({type(optimizer).__name__}) has neither 'momentum' "
+                f"{type(self).__name__}: optimizer must support momentum when using momentum scheduler: "
+                f"the optimizer ({type(optimizer).__name__}) has neither 'momentum' "
                 "nor 'betas' in its defaults, so it has no momentum to schedule"
             )
         super().__init__(optimizer, "momentum", *args, **kwargs)  # type: ignore[call-arg]

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from mm2lightning.errors import AssertValueError
 from mm2lightning.optim.scheduler.param_scheduler import INF, OptimizerType, _ParamScheduler, check_optimizer
 from mm2lightning.registry import PARAM_SCHEDULERS
 
@@ -68,17 +69,30 @@ class OneCycleParamScheduler(_ParamScheduler):
         owner = type(self).__name__
         check_optimizer(optimizer, owner)
         if param_name != "lr":
-            raise ValueError(f"{owner} only schedules the learning rate ('lr'), but got param_name={param_name!r}")
+            raise AssertValueError(
+                f"{owner} only schedules the learning rate ('lr'), but got param_name={param_name!r} "
+                f"(OneCycle only works for learning rate updating, but got patam_name as {param_name})"
+            )
         if total_steps is not None and (not isinstance(total_steps, int) or total_steps <= 0):
-            raise ValueError(f"{owner}: total_steps must be a positive integer, but got {total_steps!r}")
+            raise ValueError(
+                f"{owner}: total_steps must be a positive integer, but got {total_steps!r} "
+                f"(Expected positive integer total_steps, but got {total_steps})"
+            )
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
-            raise ValueError(f"{owner}: pct_start must be a float in [0, 1], but got {pct_start!r}")
+            raise ValueError(
+                f"{owner}: pct_start must be a float in [0, 1], but got {pct_start!r} "
+                f"(Expected float between 0 and 1 pct_start, but got {pct_start})"
+            )
         if anneal_strategy not in _ANNEAL:
-            raise ValueError(f"{owner}: anneal_strategy must be 'cos' or 'linear', but got {anneal_strategy!r}")
+            raise ValueError(
+                f"{owner}: anneal_strategy must be 'cos' or 'linear', but got {anneal_strategy!r} "
+                f'(anneal_strategy must by one of "cos" or "linear", instead got {anneal_strategy})'
+            )
         groups = optimizer.param_groups
         if isinstance(eta_max, (list, tuple)) and len(eta_max) != len(groups):
             raise ValueError(
-                f"{owner}: expected {len(groups)} values for eta_max (one per param group), got {len(eta_max)}"
+                f"{owner}: expected {len(groups)} values for eta_max (one per param group), got {len(eta_max)} "
+                f"(expected {len(groups)} values for max_{param_name}, got {len(eta_max)})"
             )
         self.eta_max = eta_max
         self.div_factor = div_factor

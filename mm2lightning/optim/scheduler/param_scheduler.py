@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Union
 from torch.optim import Optimizer
 
 from mm2lightning.optim.base import BaseOptimWrapper
+from mm2lightning.errors import AssertValueError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def check_optimizer(optimizer: Any, owner: str) -> None:
     if not isinstance(optimizer, (Optimizer, BaseOptimWrapper)):
         raise TypeError(
             f"{owner}: optimizer must be a torch.optim.Optimizer or a BaseOptimWrapper "
-            f"(e.g. OptimWrapper), but got {type(optimizer).__name__}"
+            f"(e.g. OptimWrapper), but got {type(optimizer).__name__} (``optimizer`` should be an Optimizer)"
         )
     if not isinstance(optimizer.param_groups, list):
         raise TypeError(
@@ -123,9 +124,12 @@ class _ParamScheduler:
         """Validate the arguments, set the common attributes and the ``initial_*`` keys."""
         check_optimizer(optimizer, type(self).__name__)
         if end <= begin:
-            raise ValueError(f"{type(self).__name__}: end must be larger than begin, but got begin={begin}, end={end}")
+            raise ValueError(
+                f"{type(self).__name__}: end must be larger than begin, but got begin={begin}, end={end} "
+                "(end should be larger than begin)"
+            )
         if isinstance(last_step, bool) or not isinstance(last_step, int) or last_step < -1:
-            raise ValueError(f"{type(self).__name__}: last_step must be an int >= -1, but got {last_step!r}")
+            raise AssertValueError(f"{type(self).__name__}: last_step must be an int >= -1, but got {last_step!r}")
         self.optimizer = optimizer
         self.param_name = param_name
         self.begin = begin
@@ -165,9 +169,14 @@ class _ParamScheduler:
             **kwargs: Other keyword arguments of the constructor.
         """
         if not by_epoch:
-            raise ValueError(f"{cls.__name__}: only by_epoch=True arguments can be converted to iteration-based")
+            raise AssertValueError(
+                f"{cls.__name__}: only by_epoch=True arguments can be converted to iteration-based "
+                "(Only epoch-based kwargs whose `by_epoch=True` can be converted to iter-based.)"
+            )
         if epoch_length is None or epoch_length <= 0:
-            raise ValueError(f"{cls.__name__}: epoch_length must be a positive integer, but got {epoch_length!r}")
+            raise AssertValueError(
+                f"{cls.__name__}: `epoch_length` must be a positive integer, but got {epoch_length!r}."
+            )
         for name in cls._epoch_scaled_args:
             value = kwargs.get(name)
             if isinstance(value, (list, tuple)):

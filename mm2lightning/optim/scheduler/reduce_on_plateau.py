@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mm2lightning.optim.base import BaseOptimWrapper
+from mm2lightning.errors import AssertValueError
 from mm2lightning.optim.scheduler.param_scheduler import INF, OptimizerType, _ParamScheduler, log
 from mm2lightning.registry import PARAM_SCHEDULERS
 
@@ -58,18 +59,24 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if not by_epoch:
-            raise ValueError(
+            raise AssertValueError(
                 f"{owner} only supports by_epoch=True (it steps on each epoch's validation metrics), "
-                "so it cannot be iteration-based or use convert_to_iter_based"
+                "so it cannot be iteration-based or use convert_to_iter_based "
+                f"(Now {owner} only support by_epoch=True)"
             )
         if factor >= 1.0:
-            raise ValueError(f"{owner}: factor must be < 1.0, but got {factor}")
+            raise ValueError(f"{owner}: factor must be < 1.0, but got {factor} (Factor should be < 1.0.)")
         if threshold < 0:
-            raise ValueError(f"{owner}: threshold must be >= 0, but got {threshold}")
+            raise ValueError(
+                f"{owner}: threshold must be >= 0, but got {threshold} (threshold {threshold} should be >= 0.)"
+            )
         if rule not in ("less", "greater"):
-            raise ValueError(f"{owner}: rule must be 'less' or 'greater', but got {rule!r}")
+            raise ValueError(f"{owner}: rule must be 'less' or 'greater', but got {rule!r} (mode {rule} is unknown!)")
         if threshold_rule not in ("rel", "abs"):
-            raise ValueError(f"{owner}: threshold_rule must be 'rel' or 'abs', but got {threshold_rule!r}")
+            raise ValueError(
+                f"{owner}: threshold_rule must be 'rel' or 'abs', but got {threshold_rule!r} "
+                f"(threshold mode {threshold_rule} is unknown!)"
+            )
         self._attach(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
         self._global_step = 0
         self.factor = factor
@@ -96,7 +103,7 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
         if len(min_value) != n_groups:
             raise ValueError(
                 f"{type(self).__name__}: expected {n_groups} values for min_value (one per param group), "
-                f"got {len(min_value)}"
+                f"got {len(min_value)} (expected {n_groups} min_lrs, got {len(min_value)})"
             )
         tracks_base = wrapper is not None and wrapper.base_param_settings is not None
         return list(min_value) + ([min_value[-1]] if tracks_base else [])
@@ -111,11 +118,17 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
             self._global_step += 1
             return
         if not isinstance(metrics, dict):
-            raise TypeError(f"{type(self).__name__}.step: metrics must be a dict, but got {type(metrics).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.step: metrics must be a dict, but got {type(metrics).__name__} "
+                f"(metrics type should be dict, but got type {type(metrics)})"
+            )
         if self.begin <= self._global_step < self.end:
             self.last_step += 1
             if self.monitor not in metrics:
-                raise KeyError(f"{type(self).__name__}: monitor {self.monitor!r} is not in the metrics {list(metrics)}")
+                raise KeyError(
+                    f"{type(self).__name__}: monitor {self.monitor!r} is not in the metrics {list(metrics)} "
+                    f"(Excepted key in {list(metrics.keys())}, but got key {self.monitor} is not in dict)"
+                )
             self._judge(metrics[self.monitor])
         self._last_value = self._current_values()
 

@@ -33,4 +33,8 @@ class TypeAttributeError(TypeError, AttributeError):
     """A ``TypeError`` that is also the ``AttributeError`` MMEngine's code hits for the same misuse."""
 
 
-__all__ = ["AssertKeyError", "AssertTypeError", "AssertValueError", "MMEngineAssertionError", "TypeAttributeError"]
+class EmptySequenceError(ValueError, IndexError):
+    """A ``ValueError`` that is also the ``IndexError`` MMEngine's code hits on an empty list."""
+
+
+__all__ = ["AssertKeyError", "EmptySequenceError", "AssertTypeError", "AssertValueError", "MMEngineAssertionError", "TypeAttributeError"]

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mm2lightning.errors import AssertTypeError, AssertValueError
+
 
 class RegistryError(KeyError):
     """A name is missing from a registry, or is registered twice."""
@@ -58,6 +60,8 @@ class Registry:
 
     def get(self, key: str) -> Any | None:
         """Return the class registered under ``key``, or ``None``."""
+        if not isinstance(key, str):
+            raise TypeError(f"The key argument of `Registry.get` must be a str, got {type(key)}")
         return self._module_dict.get(key)
 
     def get_or_raise(self, key: str) -> Any:
@@ -68,6 +72,8 @@ class Registry:
             hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
             raise RegistryError(
                 f"{key!r} is not registered in the {self._name!r} registry.{hint} "
+                f"({key} is not in the {self._name} registry. Please check whether the value of "
+                f"`{key}` is correct or it was registered as expected.) "
                 "Register it with `register_module()` (and import the module that defines it), "
                 "or pass the class itself as `type`."
             )
@@ -84,9 +90,16 @@ class Registry:
             module: The object to register. When ``None``, return a decorator.
         """
         if not isinstance(force, bool):
-            raise TypeError(f"force must be a bool, but got {type(force).__name__}")
-        if not (name is None or isinstance(name, str) or (isinstance(name, list) and all(isinstance(n, str) for n in name))):
-            raise TypeError(f"name must be None, a str or a list of str, but got {name!r}")
+            raise TypeError(f"force must be a boolean, but got {type(force)}")
+        if not (
+            name is None
+            or isinstance(name, str)
+            or (isinstance(name, (list, tuple)) and all(isinstance(n, str) for n in name))
+        ):
+            raise TypeError(
+                "name must be None, a str or a list of str (name must be None, an instance of str, "
+                f"or a sequence of str), but got {type(name)}: {name!r}"
+            )
         if module is not None:
             self._register(module, name, force)
             return module
@@ -99,11 +112,15 @@ class Registry:
 
     def _register(self, module: Any, name: str | list[str] | None, force: bool) -> None:
         if not callable(module):
-            raise TypeError(f"only a class or function can be registered, but got {module!r}")
-        names = [module.__name__] if name is None else [name] if isinstance(name, str) else name
+            raise TypeError(
+                f"only a class or function can be registered (module must be Callable, but got {type(module)}): "
+                f"{module!r}"
+            )
+        names = [module.__name__] if name is None else [name] if isinstance(name, str) else list(name)
         for key in names:
             if not force and key in self._module_dict and self._module_dict[key] is not module:
                 raise RegistryError(
+                    f"{key} is already registered in {self._name} at {self._module_dict[key].__module__}: "
                     f"{key!r} is already registered in the {self._name!r} registry "
                     f"(by {self._module_dict[key]!r}); pass force=True to replace it."
                 )
@@ -122,20 +139,40 @@ def _resolve_type(args: dict[str, Any], registry: Registry) -> Any:
         return obj_type
     raise TypeError(
         f"`type` must be a registered name or a class, but got {type(obj_type).__name__} "
-        f"({obj_type!r}) for the {registry.name!r} registry"
+        f"({obj_type!r}) for the {registry.name!r} registry (type must be a str or valid type, "
+        f"but got {type(obj_type)})"
     )
 
 
-def _merge_args(cfg: Mapping[str, Any], default_args: Mapping[str, Any] | None, registry: Registry) -> dict[str, Any]:
+def _merge_args(
+    cfg: Mapping[str, Any],
+    default_args: Mapping[str, Any] | None,
+    registry: Registry,
+    type_error: type[TypeError] = TypeError,
+) -> dict[str, Any]:
+    # MMEngine's build_from_cfg raises TypeError here; its build_scheduler_from_cfg asserts
+    # (type_error=AssertTypeError there).
+    if not isinstance(registry, Registry):
+        raise type_error(
+            "registry must be a mmengine.Registry object (an mm2lightning.registry.Registry; "
+            f"registry should be a mmengine.Registry object), but got {type(registry)}"
+        )
     if not isinstance(cfg, Mapping):
-        raise TypeError(f"a {registry.name} config must be a dict, but got {type(cfg).__name__}: {cfg!r}")
+        raise type_error(
+            f"a {registry.name} config must be a dict, but got {type(cfg).__name__}: {cfg!r} "
+            f"(cfg should be a dict, ConfigDict or Config, but got {type(cfg)})"
+        )
     if default_args is not None and not isinstance(default_args, Mapping):
-        raise TypeError(f"default_args must be a dict or None, but got {type(default_args).__name__}")
+        raise TypeError(
+            "default_args must be a dict or None (default_args should be a dict, ConfigDict, Config or None), "
+            f"but got {type(default_args)}"
+        )
     args = dict(cfg)
     for key, value in (default_args or {}).items():
         args.setdefault(key, value)
     if "type" not in args:
         raise RegistryError(
+            '`cfg` or `default_args` must contain the key "type": '
             f"a {registry.name} config must contain the key 'type' "
             f"(a name registered in the {registry.name!r} registry, or a class), but got keys {sorted(args)}"
         )
@@ -180,18 +217,25 @@ def build_scheduler_from_cfg(
     ``default_args`` may hold ``epoch_length`` (iterations per epoch), needed when
     the config sets ``convert_to_iter_based=True``.
     """
+    if default_args is not None and not isinstance(default_args, Mapping):
+        raise TypeError(
+            "default_args must be a dict or None (default_args should be a dict, ConfigDict, Config or None), "
+            f"but got {type(default_args)}"
+        )
     default_args = dict(default_args or {})
     epoch_length = default_args.pop("epoch_length", None)
-    args = _merge_args(cfg, default_args, registry)
+    args = _merge_args(cfg, default_args, registry, type_error=AssertTypeError)
     if not args.pop("convert_to_iter_based", False):
         return _construct(_resolve_type(args, registry), args)
     if not args.get("by_epoch", True):
-        raise ValueError(
-            "convert_to_iter_based=True only applies to by_epoch=True schedulers; "
+        raise AssertValueError(
+            "convert_to_iter_based=True only applies to by_epoch=True schedulers "
+            "(Only epoch-based parameter scheduler can be converted to iter-based, and `epoch_length` should be set); "
             f"got by_epoch=False in {dict(cfg)!r}"
         )
     if epoch_length is None or epoch_length <= 0:
-        raise ValueError(
+        raise AssertValueError(
+            "Only epoch-based parameter scheduler can be converted to iter-based, and `epoch_length` should be set: "
             f"convert_to_iter_based=True needs the epoch length (iterations per epoch) as a positive "
             f"`epoch_length` default argument, but got {epoch_length!r}"
         )

@@ -11,7 +11,7 @@ from typing import Any
 from mm2lightning.config.config_dict import ConfigDict
 from mm2lightning.config.custom_imports import import_custom_modules as _import_custom_modules
 from mm2lightning.config.dumping import dump_text, to_python
-from mm2lightning.config.errors import ConfigError
+from mm2lightning.config.errors import ConfigError, ConfigKeyError
 from mm2lightning.config.loader import check_suffix, load_file, load_text
 from mm2lightning.config.merge import merge_into, options_to_tree
 
@@ -44,10 +44,13 @@ class Config:
         if cfg_dict is None:
             cfg_dict = ConfigDict()
         elif not isinstance(cfg_dict, Mapping):
-            raise TypeError(f"cfg_dict must be a dict, got {type(cfg_dict).__name__}")
+            raise TypeError(f"cfg_dict must be a dict, got {type(cfg_dict).__name__} (cfg_dict must be a dict, but got {type(cfg_dict)})")
         reserved = sorted(RESERVED_KEYS & set(cfg_dict))
         if reserved:
-            raise ConfigError(f"config key {reserved[0]!r} is reserved (a Config attribute); rename it")
+            raise ConfigKeyError(
+                f"config key {reserved[0]!r} is reserved (a Config attribute; {reserved[0]} is reserved for config file); "
+                "rename it"
+            )
         object.__setattr__(self, "_cfg_dict", cfg_dict if isinstance(cfg_dict, ConfigDict) else ConfigDict(cfg_dict))
         object.__setattr__(self, "_filename", None if filename is None else str(filename))
 
@@ -149,7 +152,7 @@ class Config:
                 key) cannot be written in that format.
         """
         target = file if file is not None else self._filename or "config.yaml"
-        check_suffix(Path(target).suffix, str(target))
+        check_suffix(Path(target).suffix, str(target), error=ConfigError)
         text = dump_text(self._cfg_dict, Path(target).suffix)
         if file is None:
             return text

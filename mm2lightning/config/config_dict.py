@@ -77,6 +77,8 @@ class ConfigDict(dict):
 
     def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         """Update from a mapping and keywords, merging dicts into existing dicts."""
+        if len(args) > 1:
+            raise TypeError(f"update only accept one positional argument, but got {len(args)}")
         for key, value in dict(*args, **kwargs).items():
             current = self.get(key)
             if isinstance(current, dict) and isinstance(value, Mapping):

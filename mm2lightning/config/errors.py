@@ -16,3 +16,36 @@ def short_repr(value: object, limit: int = 80) -> str:
     """``repr(value)`` on one line, cut to ``limit`` characters."""
     text = one_line(repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ConfigErrors that are also the type MMEngine raises for the same misuse (see docs/errors.md).
+class ConfigKeyError(ConfigError, KeyError):
+    """A ``ConfigError`` where MMEngine raises ``KeyError``."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A ``ConfigError`` where MMEngine raises ``TypeError``."""
+
+
+class ConfigOSError(ConfigError, OSError):
+    """A ``ConfigError`` where MMEngine raises ``OSError`` (an unsupported file format)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigFileNotFoundError(ConfigError, FileNotFoundError):
+    """A ``ConfigError`` where MMEngine raises ``FileNotFoundError``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigSyntaxError(ConfigError, SyntaxError):
+    """A ``ConfigError`` where MMEngine raises ``SyntaxError``."""
+
+    def __str__(self) -> str:  # SyntaxError's own __str__ reads attributes ValueError's __init__ leaves unset
+        return str(self.args[0]) if self.args else ""

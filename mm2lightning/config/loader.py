@@ -15,7 +15,14 @@ from typing import Any
 import yaml
 
 from mm2lightning.config.config_dict import ConfigDict
-from mm2lightning.config.errors import ConfigError, one_line
+from mm2lightning.config.errors import (
+    ConfigError,
+    ConfigFileNotFoundError,
+    ConfigKeyError,
+    ConfigOSError,
+    ConfigSyntaxError,
+    one_line,
+)
 from mm2lightning.config.merge import merge_into
 
 SUFFIXES = (".py", ".yaml", ".yml", ".json")
@@ -33,10 +40,13 @@ _YamlLoader.add_constructor(
 )
 
 
-def check_suffix(suffix: str, name: str) -> None:
-    """Raise ``ConfigError`` unless ``suffix`` is one of :data:`SUFFIXES`."""
+def check_suffix(suffix: str, name: str, error: type[ConfigError] = ConfigOSError) -> None:
+    """Raise ``error`` (a ``ConfigError``; MMEngine's ``OSError`` when loading) unless ``suffix`` is in :data:`SUFFIXES`."""
     if suffix not in SUFFIXES:
-        raise ConfigError(f"unsupported config format for {name}: the suffix must be one of {', '.join(SUFFIXES)}")
+        raise error(
+            f"unsupported config format for {name}: the suffix must be one of {', '.join(SUFFIXES)} "
+            "(Only py/yml/yaml/json type are supported now!)"
+        )
 
 
 def load_file(filename: str | os.PathLike[str]) -> dict[str, Any]:
@@ -70,7 +80,7 @@ def _load(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigFileNotFoundError(f"config file not found: {path} (No such file or directory)") from None
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from error
     return _parse(text, path.suffix, path, (*chain, path))
@@ -104,11 +114,13 @@ def _load_bases(names: list[str], directory: Path, chain: tuple[Path, ...], wher
             raise ConfigError(f"{where}: base {name!r} uses MMEngine's 'package::path' form, which is not supported")
         base_path = directory / name
         if not base_path.is_file():
-            raise ConfigError(f"{where}: base config {name!r} not found (looked for {base_path})")
+            raise ConfigFileNotFoundError(
+                f"{where}: base config {name!r} not found (looked for {base_path}; No such file or directory)"
+            )
         loaded = _load(base_path, chain)
         duplicates = sorted(base.keys() & loaded.keys(), key=str)
         if duplicates:
-            raise ConfigError(
+            raise ConfigKeyError(
                 f"Duplicate key is not allowed among bases: {duplicates} in {base_path} and an earlier base of {where}"
             )
         base.update(loaded)
@@ -148,7 +160,10 @@ def _parse_python(text: str, where: str) -> ast.Module:
     try:
         tree = ast.parse(text, filename=where)
     except SyntaxError as error:
-        raise ConfigError(f"{where}:{error.lineno}: invalid Python syntax: {error.msg}") from error
+        raise ConfigSyntaxError(
+            f"{where}:{error.lineno}: invalid Python syntax: {error.msg} "
+            f"(There are syntax errors in config file {where})"
+        ) from error
     for node in ast.walk(tree):
         if _uses_read_base(node):
             raise ConfigError(
@@ -227,7 +242,10 @@ def _substitute_env_vars(text: str, where: str) -> str:
     def replace(match: re.Match[str]) -> str:
         value = os.environ.get(match.group(1), match.group(2))
         if not value:
-            raise ConfigError(f"{where}: environment variable {match.group(1)} is not set and has no default")
+            raise ConfigKeyError(
+                f"{where}: environment variable {match.group(1)} is not set and has no default "
+                f"(`{match.group(1)}` cannot be found in `os.environ`.)"
+            )
         return value
 
     return _ENV_VAR.sub(replace, text)

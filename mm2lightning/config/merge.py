@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mm2lightning.config.errors import ConfigError, short_repr
+from mm2lightning.config.errors import ConfigError, ConfigKeyError, ConfigTypeError, short_repr
 
 DELETE_KEY = "_delete_"
 
@@ -51,9 +51,10 @@ def _merge_value(value: Any, current: Any, allow_list_keys: bool, path: str) -> 
         return strip_delete(value)
     mergeable = (dict, list) if allow_list_keys else dict
     if not isinstance(current, mergeable):
-        raise ConfigError(
+        raise ConfigTypeError(
             f"cannot merge a dict into '{path}': it is a {type(current).__name__} ({short_repr(current)}), not a dict; "
-            f"set {DELETE_KEY}=True in the dict to replace it"
+            f"set {DELETE_KEY}=True in the dict to replace it (in child config cannot inherit from base because "
+            f"{path.rsplit('.', 1)[-1]} is a dict in the child config but is of type {type(current)} in base config)"
         )
     return merge_into(value, current, allow_list_keys, path)
 
@@ -61,9 +62,15 @@ def _merge_value(value: Any, current: Any, allow_list_keys: bool, path: str) -> 
 def _list_index(key: Any, items: list[Any], path: str) -> int:
     """Return the list index that ``key`` names, or raise for a non-digit or out-of-range key."""
     if not (isinstance(key, str) and key.isdigit()):
-        raise ConfigError(f"cannot set '{path}': the parent is a list, so the key must be an index")
+        raise ConfigTypeError(
+            f"cannot set '{path}': the parent is a list, so the key must be an index "
+            f"(list indices must be integers or slices, not {type(key).__name__})"
+        )
     if int(key) >= len(items):
-        raise ConfigError(f"cannot set '{path}': index {key} is out of range for a list of length {len(items)}")
+        raise ConfigKeyError(
+            f"cannot set '{path}': index {key} is out of range for a list of length {len(items)} "
+            f"(Index {key} exceeds the length of list {short_repr(items)})"
+        )
     return int(key)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate as torch_default_collate
 
+from mm2lightning.errors import EmptySequenceError
 from mm2lightning.model.data_preprocessor import _derives_from
 from mm2lightning.registry import FUNCTIONS
 
@@ -48,7 +49,9 @@ def worker_init_fn(
 def _collate(data_batch: Sequence, leaf: Callable[[Sequence], Any], name: str) -> Any:
     """Transpose ``data_batch`` through named tuples, sequences and mappings; ``leaf`` merges the rest."""
     if len(data_batch) == 0:
-        raise ValueError(f"{name} needs a non-empty batch (a list of samples), but got {data_batch!r}")
+        raise EmptySequenceError(
+            f"{name} needs a non-empty batch (a list of samples), but got {data_batch!r} (list index out of range)"
+        )
     item = data_batch[0]
     item_type = type(item)
     if isinstance(item, (str, bytes)) or _derives_from(item, "BaseDataElement"):
@@ -58,7 +61,10 @@ def _collate(data_batch: Sequence, leaf: Callable[[Sequence], Any], name: str) -
     if isinstance(item, Sequence):
         lengths = [len(sample) for sample in data_batch]
         if any(length != lengths[0] for length in lengths):
-            raise RuntimeError(f"{name}: every sample's sequence must have the same length, but got lengths {lengths}")
+            raise RuntimeError(
+                f"{name}: every sample's sequence must have the same length, but got lengths {lengths} "
+                "(each data_itement in list of batch should be of equal size)"
+            )
         transposed = [_collate(samples, leaf, name) for samples in zip(*data_batch)]
         if isinstance(item, tuple):
             return transposed  # a list, as torch's default_collate

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Union
 
+from mm2lightning.errors import AssertValueError
 from mm2lightning.evaluator.metric import BaseMetric, is_data_element
 from mm2lightning.evaluator.torchmetrics_adapter import TorchMetricsAdapter, is_torchmetrics_metric
 from mm2lightning.registry import METRICS
@@ -109,7 +110,7 @@ class Evaluator:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, but got {chunk_size!r}")
         if data is not None and len(data) != len(data_samples):
-            raise ValueError(
+            raise AssertValueError(  # MMEngine asserts
                 "data_samples and data should have the same length, but got "
                 f"data_samples length: {len(data_samples)} data length: {len(data)}"
             )

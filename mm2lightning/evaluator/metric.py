@@ -51,7 +51,8 @@ class BaseMetric(metaclass=ABCMeta):
             raise ValueError(f"collect_device must be one of {COLLECT_DEVICES}, but got {collect_device!r}")
         if collect_dir is not None and collect_device != "cpu":
             raise ValueError(
-                f"collect_dir can only be set when collect_device='cpu', but got collect_device={collect_device!r}"
+                f"collect_dir can only be set when collect_device='cpu', but got collect_device={collect_device!r} "
+                "(`collec_dir` could only be configured when `collect_device='cpu'`)"
             )
         self._dataset_meta: dict | None = None
         self.collect_device = collect_device
@@ -129,7 +130,10 @@ class DumpResults(BaseMetric):
     def __init__(self, out_file_path: str, collect_device: str = "cpu", collect_dir: str | None = None) -> None:
         super().__init__(collect_device=collect_device, collect_dir=collect_dir)
         if not out_file_path.endswith((".pkl", ".pickle")):
-            raise ValueError(f"out_file_path must end with '.pkl' or '.pickle', but got {out_file_path!r}")
+            raise ValueError(
+                "The output file must be a pkl file. "
+                f"out_file_path must end with '.pkl' or '.pickle', but got {out_file_path!r}"
+            )
         self.out_file_path = out_file_path
 
     def process(self, data_batch: Any, data_samples: Sequence) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import types
 
 import pytest
+from error_parity import assert_same_error
 
 pytest.importorskip("mmengine")
 import mmengine.registry  # noqa: E402
@@ -87,20 +88,9 @@ CASES = [
 ]
 
 
-def _raise(fn, namespace) -> BaseException:
-    with pytest.raises(BaseException) as info:
-        fn(namespace)
-    return info.value
-
-
 @pytest.mark.parametrize(("fn", "mm_type", "phrase"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_same_error_as_mmengine(fn, mm_type, phrase):
-    mm_error = _raise(fn, mm_ns)
-    assert isinstance(mm_error, mm_type), f"mmengine raised {type(mm_error).__name__}: {mm_error}"
-    assert phrase in str(mm_error)
-    ours = _raise(fn, our_registry)
-    assert isinstance(ours, type(mm_error)), f"ours raised {type(ours).__name__}: {ours}"
-    assert phrase in str(ours), f"{phrase!r} not in {str(ours)!r}"
+    assert_same_error(fn, mm_ns, our_registry, mm_type, phrase)
 
 
 def test_registering_the_same_object_twice_is_allowed():

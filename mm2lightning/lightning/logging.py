@@ -138,7 +138,6 @@ class TrainLogPath:
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
         self._names: dict[str, str] = {}  # log_vars key -> train/<key>
-        self._lrs: list[tuple[str, float]] = []  # the rates of the coming iteration
         self._clipped: list[tuple[OptimWrapper, Any]] = []  # wrappers clipping by norm, their last grad_norm
 
     # ------------------------------------------------------------------ training
@@ -159,7 +158,6 @@ class TrainLogPath:
         optim_wrapper = module.optim_wrapper
         wrappers = optim_wrapper.values() if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper]
         self._clipped = [(wrapper, wrapper.grad_norm) for wrapper in wrappers if wrapper.clip_grad_kwargs]
-        self._read_lrs()
 
     def message_hub_state(self) -> dict[str, Any] | None:
         """The hub's ``state_dict`` as plain data, for checkpoints (MMEngine's ``message_hub`` entry): the
@@ -187,24 +185,22 @@ class TrainLogPath:
             self._module.message_hub = MessageHub.get_current_instance()
         return self._module.message_hub
 
-    def _read_lrs(self) -> None:
-        """Read the rates the next iteration uses (MMEngine reads them in ``before_train_iter``)."""
-        self._lrs = [(f"train/{name}", rates[0]) for name, rates in self._module.optim_wrapper.get_lr().items()]
-
     def _should_log(self) -> bool:
         """Whether Lightning writes this batch's step logs (its ``should_update_logs``, for the fit loop)."""
         every_n = self._trainer.log_every_n_steps
         return bool(every_n) and ((self._epoch_loop._batches_that_stepped + 1) % every_n == 0 or self._trainer.should_stop)
 
     def before_train_iter(self) -> None:
-        """The hub's ``iter`` is this iteration's, as MMEngine's ``RuntimeInfoHook.before_train_iter`` sets it."""
-        self._hub.update_info("iter", self._trainer.global_step)
+        """As MMEngine's ``RuntimeInfoHook.before_train_iter``: the hub's ``iter`` is this iteration's, and the
+        rates this iteration uses are recorded (``train/lr``, ``train/<name>.lr``, ...)."""
+        hub = self._hub
+        hub.update_info("iter", self._trainer.global_step)
+        for name, rates in self._module.optim_wrapper.get_lr().items():
+            hub.update_scalar(f"train/{name}", rates[0])
 
     def after_train_iter(self, log_vars: Mapping[str, torch.Tensor], batch: Any, optim_wrapper: OptimWrapper) -> None:
         """Called once per iteration with ``train_step``'s output (after the schedulers stepped)."""
         hub = self._hub
-        for key, rate in self._lrs:
-            hub.update_scalar(key, rate)
         for index, (wrapper, seen) in enumerate(self._clipped):
             if wrapper.grad_norm is not seen:  # clipped in this iteration
                 hub.update_scalar("train/grad_norm", wrapper.grad_norm)
@@ -222,7 +218,6 @@ class TrainLogPath:
                 self._counts[key] = self._counts.get(key, 0) + 1
         if self._should_log():
             self._log(batch)
-        self._read_lrs()  # for the next iteration (MMEngine reads them in before_train_iter)
 
     def _log(self, batch: Any) -> None:
         trainer = self._trainer
@@ -238,14 +233,13 @@ class TrainLogPath:
         self._module.log_dict(values, batch_size=size)
 
     def on_train_epoch_end(self) -> None:
-        """Log the epoch means (when enabled); ready ``epoch`` and the rates for the next epoch."""
+        """Log the epoch means (when enabled); ready ``epoch`` for the next epoch."""
         if self._sums:
             means = {f"{key}_epoch": total / self._counts[key] for key, total in self._sums.items()}
             self._sums.clear()
             self._counts.clear()
             self._module.log_dict(means, on_step=False, on_epoch=True, batch_size=1)
         trainer = self._trainer
-        self._read_lrs()  # epoch schedulers may have stepped here
         max_iters = self._module.max_iters
         finished = trainer.should_stop or 0 < max_iters <= trainer.global_step
         if self._by_epoch and trainer.current_epoch + 1 < trainer.max_epochs and not finished:
@@ -265,8 +259,6 @@ class TrainLogPath:
             else:
                 hub.update_info(f"{stage}/{key}", value)
         fitting = trainer.state.fn == TrainerFn.FITTING
-        if fitting:
-            self._read_lrs()  # ReduceOnPlateau may have stepped
         if self._module.text_logger is not None:
             loop = self._epoch_loop if fitting else None
             epoch_done = loop is not None and loop.batch_progress.is_last_batch

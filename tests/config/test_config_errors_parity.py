@@ -8,6 +8,7 @@ from __future__ import annotations
 import types
 
 import pytest
+from error_parity import assert_same_error
 
 pytest.importorskip("mmengine")
 import mmengine.config  # noqa: E402
@@ -77,19 +78,8 @@ def _cases(tmp_path):
 CASE_IDS = [c[0] for c in _cases(None)]
 
 
-def _raise(fn, namespace) -> BaseException:
-    with pytest.raises(BaseException) as info:
-        fn(namespace)
-    return info.value
-
-
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_same_error_as_mmengine(case_id, tmp_path):
     _, fn, mm_type, phrase = next(c for c in _cases(tmp_path) if c[0] == case_id)
-    mm_error = _raise(fn, mm_ns)
-    assert isinstance(mm_error, mm_type), f"mmengine raised {type(mm_error).__name__}: {mm_error}"
-    assert phrase in str(mm_error)
-    ours = _raise(fn, our_ns)
-    assert isinstance(ours, type(mm_error)), f"ours raised {type(ours).__name__}: {ours}"
-    assert phrase in str(ours), f"{phrase!r} not in {str(ours)!r}"
+    ours = assert_same_error(fn, mm_ns, our_ns, mm_type, phrase)
     assert isinstance(ours, (our_config.ConfigError, TypeError, AttributeError))

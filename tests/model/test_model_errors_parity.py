@@ -7,6 +7,7 @@ weight_init and averaged_model have their own parity tests.
 from __future__ import annotations
 
 import pytest
+from error_parity import assert_same_error
 import torch
 from torch import nn
 
@@ -85,20 +86,9 @@ CASES = [
 ]
 
 
-def _raise(fn, namespace) -> BaseException:
-    with pytest.raises(BaseException) as info:
-        fn(namespace)
-    return info.value
-
-
 @pytest.mark.parametrize(("fn", "mm_type", "phrase"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_same_error_as_mmengine(fn, mm_type, phrase):
-    mm_error = _raise(fn, mm_model)
-    assert isinstance(mm_error, mm_type), f"mmengine raised {type(mm_error).__name__}: {mm_error}"
-    assert phrase in str(mm_error)
-    ours = _raise(fn, our_model)
-    assert isinstance(ours, type(mm_error)), f"ours raised {type(ours).__name__}: {ours}"
-    assert phrase in str(ours), f"{phrase!r} not in {str(ours)!r}"
+    assert_same_error(fn, mm_model, our_model, mm_type, phrase)
 
 
 def test_ddp_wrapper_forward_error_phrase():

@@ -11,6 +11,7 @@ from mm2lightning.config.config import Config
 from mm2lightning.config.config_dict import ConfigDict
 from mm2lightning.config.custom_imports import import_custom_modules
 from mm2lightning.config.errors import ConfigError
+from mm2lightning.config.lazy import read_base
 from mm2lightning.config.overrides import DictAction, parse_cfg_options
 
-__all__ = ["Config", "ConfigDict", "ConfigError", "DictAction", "import_custom_modules", "parse_cfg_options"]
+__all__ = ["Config", "ConfigDict", "ConfigError", "DictAction", "import_custom_modules", "parse_cfg_options", "read_base"]

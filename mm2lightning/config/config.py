@@ -11,8 +11,9 @@ from typing import Any
 from mm2lightning.config.config_dict import ConfigDict
 from mm2lightning.config.custom_imports import import_custom_modules as _import_custom_modules
 from mm2lightning.config.dumping import dump_text, to_python
-from mm2lightning.config.errors import ConfigError, ConfigKeyError
-from mm2lightning.config.loader import check_suffix, load_file, load_text
+from mm2lightning.config.errors import ConfigError, ConfigKeyError, ConfigParsingError, ConfigTypeError
+from mm2lightning.config.lazy import LazyInfo, is_lazy_text, load_lazy
+from mm2lightning.config.loader import SUFFIXES, load_file, load_text
 from mm2lightning.config.merge import merge_into, options_to_tree
 
 RESERVED_KEYS = frozenset({"filename", "text", "pretty_text", "env_variables"})
@@ -53,12 +54,19 @@ class Config:
             )
         object.__setattr__(self, "_cfg_dict", cfg_dict if isinstance(cfg_dict, ConfigDict) else ConfigDict(cfg_dict))
         object.__setattr__(self, "_filename", None if filename is None else str(filename))
+        object.__setattr__(self, "_lazy", None)  # a LazyInfo for lazy-import configs
+
+    def _with_lazy(self, lazy: LazyInfo | None) -> Config:
+        """Set what ``to_dict`` of a lazy-import config needs; return ``self``."""
+        object.__setattr__(self, "_lazy", lazy)
+        return self
 
     @staticmethod
     def fromfile(
         filename: str | os.PathLike[str],
         cfg_options: Mapping[str, Any] | None = None,
         import_custom_modules: bool = True,
+        lazy_import: bool | None = None,
     ) -> Config:
         """Read a ``.py``, ``.yaml``/``.yml`` or ``.json`` config and its ``_base_`` chain.
 
@@ -76,7 +84,15 @@ class Config:
         value, and a ``.py`` config can read ``_base_.key``. ``{{ fileDirname }}``,
         ``{{ fileBasename }}``, ``{{ fileBasenameNoExtension }}``,
         ``{{ fileExtname }}`` and ``{{$ENV_VAR:default}}`` are substituted as in
-        MMEngine.
+        MMEngine. A base ``'pkg::folder/cfg.py'`` is a config bundled with the
+        installed package ``pkg`` (``<pkg>/.mim/configs/folder/cfg.py``), as in
+        MMEngine (see :mod:`mm2lightning.config.package_configs`); such a path
+        is not read by ``fromfile`` itself, as in MMEngine.
+
+        A ``.py`` config in MMEngine's lazy-import style (``with read_base():``
+        bases, or imports of non-standard-library modules before any
+        ``_base_``) is read as MMEngine reads it; see
+        :mod:`mm2lightning.config.lazy` for what that means and what differs.
 
         Args:
             filename: The config file.
@@ -84,7 +100,11 @@ class Config:
                 :meth:`merge_from_dict` (e.g. from :func:`parse_cfg_options`).
             import_custom_modules: Import the modules of a
                 ``custom_imports=dict(imports=[...], allow_failed_imports=False)``
-                key, as MMEngine does, so that they register their classes.
+                key, as MMEngine does, so that they register their classes
+                (not for lazy-import configs, as in MMEngine).
+            lazy_import: As MMEngine's: ``None`` decides from the file,
+                ``True`` reads it as a lazy-import config, ``False`` as a
+                ``_base_``-style one (imports are then plain code).
 
         Raises:
             ConfigError: The file or a base is missing, has an unsupported
@@ -92,7 +112,19 @@ class Config:
                 key, or an override does not apply.
             ImportError: A ``custom_imports`` module cannot be imported.
         """
-        cfg = Config(load_file(filename), filename=filename)
+        path = Path(filename)
+        text = path.read_text(encoding="utf-8") if path.suffix == ".py" and path.is_file() else None
+        try:
+            lazy = text is not None and (lazy_import or (lazy_import is None and is_lazy_text(text)))
+        except ConfigParsingError as error:
+            raise ConfigParsingError(f"{path}: {error}") from None
+        if lazy and text is not None:
+            values, info = load_lazy(text, path, path.expanduser().resolve().parent)
+            cfg = Config(values, filename=filename)._with_lazy(info)
+            if cfg_options:
+                cfg.merge_from_dict(cfg_options)
+            return cfg
+        cfg = Config(load_file(filename, lazy_import), filename=filename)
         if import_custom_modules and cfg.get("custom_imports"):
             _import_custom_modules(cfg["custom_imports"])
         if cfg_options:
@@ -103,8 +135,12 @@ class Config:
     def fromstring(cfg_str: str, file_format: str) -> Config:
         """Read config text of ``file_format`` (``'.py'``, ``'.yaml'``, ``'.yml'`` or ``'.json'``).
 
-        As :meth:`fromfile`; ``_base_`` paths are relative to the working directory.
+        As :meth:`fromfile`; ``_base_`` paths (and relative imports of a
+        lazy-import config) are relative to the working directory.
         """
+        if file_format == ".py" and is_lazy_text(cfg_str):
+            values, info = load_lazy(cfg_str, None, Path.cwd())
+            return Config(values)._with_lazy(info)
         return Config(load_text(cfg_str, file_format))
 
     @property
@@ -118,7 +154,14 @@ class Config:
         return to_python(self.to_dict(), strict=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the config as plain, nested dicts."""
+        """Return the config as plain, nested dicts.
+
+        For a lazy-import config, as MMEngine: imported objects are written as
+        their import path (``'torch.optim.SGD'``) and top-level imported names
+        are left out.
+        """
+        if self._lazy is not None:
+            return self._lazy.to_dict(self._cfg_dict)
         return self._cfg_dict.to_dict()
 
     def merge_from_dict(self, options: Mapping[str, Any], allow_list_keys: bool = True) -> None:
@@ -147,13 +190,19 @@ class Config:
         there is none). YAML and JSON hold tuples as lists; ``.py`` writes
         classes and functions as ``module.name`` with imports.
 
+        A lazy-import config is written as :meth:`to_dict` gives it, as MMEngine.
+
         Raises:
-            ConfigError: The suffix is unsupported, or a value (named by its
-                key) cannot be written in that format.
+            ConfigTypeError: The suffix is unsupported (a ``TypeError``, as MMEngine's).
+            ConfigError: A value (named by its key) cannot be written in that format.
         """
         target = file if file is not None else self._filename or "config.yaml"
-        check_suffix(Path(target).suffix, str(target), error=ConfigError)
-        text = dump_text(self._cfg_dict, Path(target).suffix)
+        if Path(target).suffix not in SUFFIXES:
+            raise ConfigTypeError(
+                f"unsupported config format for dumping to {target}: the suffix must be one of {', '.join(SUFFIXES)} "
+                f"(Unsupported format: {str(target).split('.')[-1]})"
+            )
+        text = dump_text(self.to_dict() if self._lazy is not None else self._cfg_dict, Path(target).suffix)
         if file is None:
             return text
         Path(file).write_text(text, encoding="utf-8")
@@ -176,7 +225,7 @@ class Config:
         return self._cfg_dict.items()
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_cfg_dict", "_filename"):
+        if name.startswith("__") or name in ("_cfg_dict", "_filename", "_lazy"):
             raise AttributeError(name)
         return getattr(self._cfg_dict, name)
 
@@ -205,15 +254,20 @@ class Config:
         return len(self._cfg_dict)
 
     def __copy__(self) -> Config:
-        return Config(self._cfg_dict.copy(), self._filename)
+        return Config(self._cfg_dict.copy(), self._filename)._with_lazy(self._lazy)
 
     copy = __copy__
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Config:
-        return Config(copy.deepcopy(self._cfg_dict, memo), self._filename)
+        return Config(copy.deepcopy(self._cfg_dict, memo), self._filename)._with_lazy(self._lazy)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Config, (self._cfg_dict, self._filename))
+        return (_rebuild, (self._cfg_dict, self._filename, self._lazy))
 
     def __repr__(self) -> str:
         return f"Config (path: {self._filename}): {self._cfg_dict!r}"
+
+
+def _rebuild(cfg_dict: ConfigDict, filename: str | None, lazy: LazyInfo | None = None) -> Config:
+    """Unpickle a :class:`Config`."""
+    return Config(cfg_dict, filename)._with_lazy(lazy)

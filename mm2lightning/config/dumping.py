@@ -16,6 +16,7 @@ from mm2lightning.config.errors import ConfigError, short_repr
 
 _SCALARS = (type(None), bool, int, float, str)
 _WIDTH = 100
+_PLAIN_STYLE_MARK = "_base_ = []"
 
 
 def dump_text(cfg: Mapping[str, Any], file_format: str) -> str:
@@ -57,6 +58,8 @@ def to_python(cfg: Mapping[str, Any], strict: bool) -> str:
     if strict and clashes:
         raise ConfigError(f"cannot dump to Python: top-level key {clashes[0]!r} is also the name of an imported module")
     imports = [f"import {name}" for name in sorted(writer.imports)]
+    if imports:  # a `_base_` first keeps MMEngine and us from reading the imports in lazy-import style
+        imports.insert(0, f"{_PLAIN_STYLE_MARK}  # the imports below are plain code, not lazy imports")
     return "\n".join([*imports, *([""] if imports else []), *lines]) + "\n"
 
 

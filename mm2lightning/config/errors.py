@@ -49,3 +49,25 @@ class ConfigSyntaxError(ConfigError, SyntaxError):
 
     def __str__(self) -> str:  # SyntaxError's own __str__ reads attributes ValueError's __init__ leaves unset
         return str(self.args[0]) if self.args else ""
+
+
+class ConfigModuleNotFoundError(ConfigError, ModuleNotFoundError):
+    """A ``ConfigError`` where MMEngine raises ``ModuleNotFoundError`` (a ``pkg::`` base of a missing package)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigImportError(ConfigError, ImportError):
+    """A ``ConfigError`` where MMEngine raises ``ImportError`` (an import of a lazy-import config fails)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigNameError(ConfigError, NameError):
+    """A ``ConfigError`` where MMEngine's code hits ``NameError`` (``{{_base_.x}}`` in a lazy-import config)."""
+
+
+class ConfigParsingError(ConfigError, RuntimeError):
+    """A ``ConfigError`` where MMEngine raises its ``ConfigParsingError`` (a ``RuntimeError``): invalid lazy-import syntax."""

@@ -20,10 +20,13 @@ from mm2lightning.config.errors import (
     ConfigFileNotFoundError,
     ConfigKeyError,
     ConfigOSError,
+    ConfigParsingError,
     ConfigSyntaxError,
     one_line,
 )
+from mm2lightning.config.lazy import is_lazy_tree
 from mm2lightning.config.merge import merge_into
+from mm2lightning.config.package_configs import add_scope, is_package_config, resolve_package_config
 
 SUFFIXES = (".py", ".yaml", ".yml", ".json")
 BASE_KEY = "_base_"
@@ -49,17 +52,23 @@ def check_suffix(suffix: str, name: str, error: type[ConfigError] = ConfigOSErro
         )
 
 
-def load_file(filename: str | os.PathLike[str]) -> dict[str, Any]:
+def load_file(filename: str | os.PathLike[str], lazy_import: bool | None = None) -> dict[str, Any]:
     """Read a config file and its ``_base_`` chain into one dict.
 
     A ``.py`` config is executed as Python code; YAML is read with
     ``yaml.SafeLoader`` (plus ``!!python/tuple``) and JSON with :mod:`json`.
 
+    Args:
+        filename: The config file.
+        lazy_import: ``None`` refuses lazy-import (``with read_base():``)
+            configs in the chain, as MMEngine; ``False`` reads them as plain
+            code (MMEngine's ``lazy_import=False``).
+
     Raises:
         ConfigError: The file is missing or unreadable, has another suffix, or
             its ``_base_`` chain is invalid (missing, circular, duplicate keys).
     """
-    return _load(Path(filename), ())
+    return _load(Path(filename), (), lazy_import)
 
 
 def load_text(text: str, file_format: str) -> dict[str, Any]:
@@ -71,7 +80,7 @@ def load_text(text: str, file_format: str) -> dict[str, Any]:
     return _parse(text, file_format, None, ())
 
 
-def _load(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+def _load(path: Path, chain: tuple[Path, ...], lazy_import: bool | None = None) -> dict[str, Any]:
     """Read ``path``; ``chain`` is the files that inherit from it, for cycle detection."""
     check_suffix(path.suffix, str(path))
     path = path.expanduser().resolve()
@@ -80,13 +89,18 @@ def _load(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigFileNotFoundError(f"config file not found: {path} (No such file or directory)") from None
+        hint = ""
+        if not chain and is_package_config(str(path)):
+            hint = "; the 'package::path' form is only read in _base_ (e.g. _base_ = 'mmdet::a/b.py'), as in MMEngine"
+        raise ConfigFileNotFoundError(f"config file not found: {path} (No such file or directory){hint}") from None
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from error
-    return _parse(text, path.suffix, path, (*chain, path))
+    return _parse(text, path.suffix, path, (*chain, path), lazy_import)
 
 
-def _parse(text: str, suffix: str, path: Path | None, chain: tuple[Path, ...]) -> dict[str, Any]:
+def _parse(
+    text: str, suffix: str, path: Path | None, chain: tuple[Path, ...], lazy_import: bool | None = None
+) -> dict[str, Any]:
     """Turn the text of one config into its final dict, bases merged in."""
     where = str(path) if path else f"<config string {suffix}>"
     if path is not None:
@@ -95,29 +109,38 @@ def _parse(text: str, suffix: str, path: Path | None, chain: tuple[Path, ...]) -
     text, refs = _protect_base_refs(text)
     directory = path.parent if path else Path.cwd()
     if suffix == ".py":
-        tree = _parse_python(text, where)
-        base = _load_bases(_pop_base_assignment(tree, where), directory, chain, where)
+        tree = _parse_python(text, where, lazy_import)
+        base = _load_bases(_pop_base_assignment(tree, where), directory, chain, where, lazy_import)
         cfg = _run_python(tree, where, base)
     else:
         cfg = _read_data(text, suffix, where)
-        base = _load_bases(_base_names(cfg.pop(BASE_KEY, []), where), directory, chain, where)
+        base = _load_bases(_base_names(cfg.pop(BASE_KEY, []), where), directory, chain, where, lazy_import)
     cfg = _resolve_base_refs(cfg, refs, base, where)
     merged = merge_into(cfg, base)
     return {key: value for key, value in merged.items() if not str(key).startswith("__")}
 
 
-def _load_bases(names: list[str], directory: Path, chain: tuple[Path, ...], where: str) -> ConfigDict:
-    """Load the ``_base_`` files (relative to ``directory``) into one dict; their keys must not overlap."""
+def _load_bases(
+    names: list[str], directory: Path, chain: tuple[Path, ...], where: str, lazy_import: bool | None = None
+) -> ConfigDict:
+    """Load the ``_base_`` files into one dict; their keys must not overlap.
+
+    A name is relative to ``directory``, or ``'pkg::path'``: a config of the
+    installed package ``pkg`` (see :mod:`mm2lightning.config.package_configs`),
+    whose dicts get ``_scope_='pkg'`` as in MMEngine.
+    """
     base = ConfigDict()
     for name in names:
-        if "::" in name:
-            raise ConfigError(f"{where}: base {name!r} uses MMEngine's 'package::path' form, which is not supported")
-        base_path = directory / name
-        if not base_path.is_file():
-            raise ConfigFileNotFoundError(
-                f"{where}: base config {name!r} not found (looked for {base_path}; No such file or directory)"
-            )
-        loaded = _load(base_path, chain)
+        if is_package_config(name):
+            base_path, scope = resolve_package_config(name, where)
+            loaded = add_scope(_load(base_path, chain, lazy_import), scope)
+        else:
+            base_path = directory / name
+            if not base_path.is_file():
+                raise ConfigFileNotFoundError(
+                    f"{where}: base config {name!r} not found (looked for {base_path}; No such file or directory)"
+                )
+            loaded = _load(base_path, chain, lazy_import)
         duplicates = sorted(base.keys() & loaded.keys(), key=str)
         if duplicates:
             raise ConfigKeyError(
@@ -155,8 +178,13 @@ def _read_data(text: str, suffix: str, where: str) -> dict[str, Any]:
     return data
 
 
-def _parse_python(text: str, where: str) -> ast.Module:
-    """Parse a ``.py`` config, refusing MMEngine's lazy-import ``with read_base():`` style."""
+def _parse_python(text: str, where: str, lazy_import: bool | None = None) -> ast.Module:
+    """Parse a ``.py`` config of the ``_base_`` style; a lazy-import one (``with read_base():``) is refused.
+
+    :meth:`Config.fromfile` reads a lazy-import config itself (see
+    :mod:`mm2lightning.config.lazy`); here one can only be a base of a
+    ``_base_``-style config, which MMEngine refuses too.
+    """
     try:
         tree = ast.parse(text, filename=where)
     except SyntaxError as error:
@@ -164,22 +192,20 @@ def _parse_python(text: str, where: str) -> ast.Module:
             f"{where}:{error.lineno}: invalid Python syntax: {error.msg} "
             f"(There are syntax errors in config file {where})"
         ) from error
-    for node in ast.walk(tree):
-        if _uses_read_base(node):
-            raise ConfigError(
-                f"{where}:{node.lineno}: MMEngine's lazy-import configs (with read_base():) are not supported; "
-                "inherit with _base_ = [...] instead"
-            )
+    if lazy_import is False:
+        return tree
+    try:
+        lazy = is_lazy_tree(tree)
+    except ConfigParsingError as error:
+        raise ConfigParsingError(f"{where}: {error}") from None
+    if lazy:
+        raise ConfigParsingError(
+            f"{where}: a lazy-import config (with read_base():, or imports of non-standard-library modules before "
+            "any _base_) cannot be a _base_ of a _base_-style config; import it in `with read_base():` instead "
+            "(The configuration file type in the inheritance chain must match the current configuration file type, "
+            'either "lazy_import" or non-"lazy_import")'
+        )
     return tree
-
-
-def _uses_read_base(node: ast.AST) -> bool:
-    """Whether ``node`` imports or calls ``read_base``."""
-    if isinstance(node, ast.ImportFrom):
-        return any(alias.name == "read_base" for alias in node.names)
-    if isinstance(node, ast.Call):
-        return "read_base" in (getattr(node.func, "id", None), getattr(node.func, "attr", None))
-    return False
 
 
 def _pop_base_assignment(tree: ast.Module, where: str) -> list[str]:

@@ -39,6 +39,7 @@ from mm2lightning.lightning.runner_args import (
 from mm2lightning.logging import MessageHub, MMLogger
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.registry import MODELS
+from mm2lightning.registry.scope import activate_scope
 from mm2lightning.runner.checkpoint import (
     CheckpointError,
     checkpoint_kind,
@@ -81,9 +82,11 @@ class Runner:
     loggers get ``log_processor``'s values (window means of the losses by default) and ``runner.logger`` prints its
     ``Epoch(train) [e][i/n] ...`` line.
 
-    Not supported (a clear error): ``launcher='mpi'``, ``train_cfg.dynamic_intervals``. ``visualizer``,
-    ``default_scope`` and ``env_cfg`` are accepted and have no effect: Lightning's loggers and environment
-    take their place.
+    ``default_scope`` (a toolbox's package name, e.g. ``'mmpretrain'``) is the scope config ``type`` names
+    resolve in, as in MMEngine: the toolbox's registries first, then MMEngine's built-in names (mm2lightning's).
+
+    Not supported (a clear error): ``launcher='mpi'``, ``train_cfg.dynamic_intervals``. ``visualizer``
+    and ``env_cfg`` are accepted and have no effect: Lightning's loggers and environment take their place.
     """
 
     def __init__(
@@ -111,7 +114,7 @@ class Runner:
         log_processor: LogProcessor | Mapping[str, Any] | None = None,
         log_level: str | int = "INFO",
         visualizer: Any = None,
-        default_scope: str = "mmengine",
+        default_scope: str | None = "mmengine",
         randomness: Mapping[str, Any] | None = None,
         experiment_name: str | None = None,
         cfg: Config | Mapping[str, Any] | None = None,
@@ -176,6 +179,8 @@ class Runner:
         # random, numpy, torch: before a model config is built, as MMEngine
         self._apply_seed(randomness["seed"] if self._seed_given else int(np.random.randint(2**31)))
 
+        # As MMEngine: config `type` names resolve in the default scope's registries (a toolbox's) from here on.
+        self.default_scope = activate_scope(self.experiment_name, default_scope) if default_scope is not None else None
         if isinstance(model, Mapping):
             model = dict(model)
             if data_preprocessor is not None:

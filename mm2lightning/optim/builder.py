@@ -262,10 +262,24 @@ def _is_deform_conv(module: nn.Module) -> bool:
     return any(cls.__name__ in _DCN_CLASS_NAMES for cls in type(module).__mro__)
 
 
+def _is_mmengine_constructor(constructor_type: Any) -> bool:
+    """Whether a constructor class is written against mmengine's (a toolbox's, such as mmpretrain's)."""
+    return any(
+        cls.__name__ == "DefaultOptimWrapperConstructor" and cls.__module__.startswith("mmengine.")
+        for cls in getattr(constructor_type, "__mro__", ())
+    )
+
+
 def _build_one(model: nn.Module, cfg: Mapping[str, Any]) -> OptimWrapper:
     cfg = dict(cfg)
     constructor_type = cfg.pop("constructor", "DefaultOptimWrapperConstructor")
     paramwise_cfg = cfg.pop("paramwise_cfg", None)
+    if isinstance(constructor_type, str):
+        constructor_type = OPTIM_WRAPPER_CONSTRUCTORS.get_or_raise(constructor_type)
+    if _is_mmengine_constructor(constructor_type):
+        # A toolbox's constructor builds the optimizer its way and then the wrapper from cfg['type']: ours.
+        wrapper_type = cfg.get("type", "OptimWrapper")
+        cfg["type"] = OPTIM_WRAPPERS.get_or_raise(wrapper_type) if isinstance(wrapper_type, str) else wrapper_type
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
         {"type": constructor_type, "optim_wrapper_cfg": cfg, "paramwise_cfg": paramwise_cfg}
     )

@@ -42,7 +42,7 @@ def test_python_dump_writes_imports_for_classes_and_functions(tmp_path):
     values = dict(opt=dict(type=SGD), act=(nn.ReLU, max), limits=dict(low=-math.inf, high=math.inf), single=(1,))
     Config(values).dump(tmp_path / "c.py")
     text = (tmp_path / "c.py").read_text()
-    assert text.startswith("import builtins\nimport torch.nn\nimport torch.optim\n\n")
+    assert text.startswith("_base_ = []  #") and "\nimport builtins\nimport torch.nn\nimport torch.optim\n\n" in text
     assert "opt = dict(type=torch.optim.SGD)" in text and "act = (torch.nn.ReLU, builtins.max)" in text
     assert "limits = dict(low=float('-inf'), high=float('inf'))" in text and "single = (1,)" in text
     assert Config.fromfile(tmp_path / "c.py").to_dict() == values
@@ -61,7 +61,8 @@ def test_dump_without_file_uses_the_filename_format():
     assert no_file.dump() == "a:\n  b:\n  - 1\n  - 2\n"
     assert Config.fromfile(DATA / "base_runtime.json").dump().startswith('{\n  "default_scope": "mmdet",')
     py_text = Config.fromfile(DATA / "with_class.py").dump()
-    assert py_text.startswith("import torch.optim\n") and "SGD = torch.optim.SGD\n" in py_text
+    assert py_text.startswith("_base_ = []  #") and "\nimport torch.optim\n" in py_text  # _base_ first: not lazy-import
+    assert "SGD = torch.optim.SGD\n" in py_text
     assert Config.fromstring(py_text, ".py").to_dict() == Config.fromfile(DATA / "with_class.py").to_dict()
 
 

@@ -72,6 +72,8 @@ def _cases(tmp_path):
         ("env_var_missing", env_missing, KeyError, "`MM2L_SURELY_UNSET_VAR` cannot be found in `os.environ`."),
         ("merge_index_out_of_range", merge_index, KeyError, "Index 5 exceeds the length of list"),
         ("merge_dict_over_int", merge_dict_over_int, TypeError, "in child config cannot inherit from base because"),
+        ("dump_bad_suffix", lambda o: o.Config(dict(a=1)).dump(str(tmp_path / "c.txt")), TypeError,
+         "Unsupported format: txt"),
     ]
 
 

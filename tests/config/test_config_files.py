@@ -34,7 +34,7 @@ def test_loaded_config_has_attribute_access_and_filename():
     assert cfg.train_pipeline[1].scale == (1333, 800)
 
 
-def test_py_config_keeps_classes_and_drops_modules_and_functions(tmp_path):
+def test_py_config_with_imports_is_lazy_import_style_as_in_mmengine(tmp_path):
     (tmp_path / "cfg.py").write_text(
         "import math\n"
         "from torch.optim import SGD\n"
@@ -49,7 +49,10 @@ def test_py_config_keeps_classes_and_drops_modules_and_functions(tmp_path):
     cfg = Config.fromfile(tmp_path / "cfg.py")
     assert cfg.optim_wrapper.optimizer.type is SGD
     assert cfg.act.fn() == 1  # functions inside values are kept
-    assert set(cfg) == {"SGD", "optim_wrapper", "act", "angle", "_private"}  # math, nn, helper, __hidden dropped
+    # `from torch...` before any _base_: MMEngine's lazy-import style; imported names are hidden from to_dict
+    assert set(cfg) == {"SGD", "optim_wrapper", "act", "angle", "helper", "_private"}  # modules, __hidden dropped
+    assert cfg.to_dict()["optim_wrapper"] == {"optimizer": {"type": "torch.optim.SGD", "lr": 0.01}}
+    assert set(cfg.to_dict()) == {"optim_wrapper", "act", "angle", "helper", "_private"}
 
 
 def test_base_refs_in_yaml_and_json_quoted_or_not(tmp_path):

@@ -1,0 +1,69 @@
+"""A dataset read from an annotation file, transforms with random draws, and a repeating sampler."""
+
+import numpy as np
+import torch
+from mmengine.dataset import BaseDataset
+from torch.utils.data import Sampler
+
+from minitb.registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
+
+
+@DATASETS.register_module()
+class MiniDataset(BaseDataset):
+    """Images stored as .npy files; the annotation file lists ``img_path`` and ``gt_label``."""
+
+    METAINFO = dict(classes=("a", "b", "c"))
+
+
+@TRANSFORMS.register_module()
+class LoadNpyImage:
+    def __call__(self, results):
+        results["img"] = np.load(results["img_path"])
+        return results
+
+
+@TRANSFORMS.register_module()
+class RandomFlipNoise:
+    """Flips with probability ``prob`` and adds Gaussian noise: both from numpy's global generator."""
+
+    def __init__(self, prob=0.5, std=8.0):
+        self.prob, self.std = prob, std
+
+    def __call__(self, results):
+        img = results["img"].astype(np.float32)
+        if np.random.rand() < self.prob:
+            img = img[:, ::-1]
+        results["img"] = np.clip(img + np.random.randn(*img.shape) * self.std, 0, 255).astype(np.uint8)
+        return results
+
+
+@TRANSFORMS.register_module()
+class PackMiniInputs:
+    def __call__(self, results):
+        inputs = torch.from_numpy(np.ascontiguousarray(results["img"].transpose(2, 0, 1)))
+        return dict(inputs=inputs, data_samples=dict(gt_label=int(results["gt_label"])))
+
+
+@DATA_SAMPLERS.register_module()
+class MiniRepeatSampler(Sampler):
+    """Each index ``repeats`` times in a shuffled order that depends on the seed and the epoch (one process)."""
+
+    def __init__(self, dataset, shuffle=True, seed=None, repeats=2):
+        self.dataset, self.shuffle, self.repeats = dataset, shuffle, repeats
+        self.seed = 0 if seed is None else seed
+        self.epoch = 0
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=generator).tolist()
+        else:
+            order = list(range(n))
+        return iter([i for i in order for _ in range(self.repeats)])
+
+    def __len__(self):
+        return len(self.dataset) * self.repeats
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch

@@ -1,0 +1,56 @@
+"""A small image classifier: backbone, head, data preprocessor, each built through minitb's MODELS."""
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel, BaseModule, ImgDataPreprocessor
+from torch import nn
+
+from minitb.registry import MODELS
+
+
+@MODELS.register_module()
+class MiniNet(BaseModule):
+    def __init__(self, in_channels=3, width=8, init_cfg=dict(type="Kaiming", layer="Conv2d")):
+        super().__init__(init_cfg=init_cfg)
+        self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.bn = nn.BatchNorm2d(width)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return self.pool(F.relu(self.bn(self.conv(x)))).flatten(1)
+
+
+@MODELS.register_module()
+class MiniHead(BaseModule):
+    def __init__(self, in_channels=8, num_classes=3, init_cfg=dict(type="Normal", layer="Linear", std=0.01)):
+        super().__init__(init_cfg=init_cfg)
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+@MODELS.register_module()
+class MiniDataPreprocessor(ImgDataPreprocessor):
+    """Normalises the images and stacks the labels."""
+
+    def forward(self, data, training=False):
+        data = super().forward(data, training)
+        labels = torch.as_tensor(data["data_samples"]["gt_label"], device=data["inputs"].device)
+        return dict(inputs=data["inputs"], data_samples=labels)
+
+
+@MODELS.register_module()
+class MiniClassifier(BaseModel):
+    def __init__(self, backbone, head, data_preprocessor=None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor or dict(type="MiniDataPreprocessor"), init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.head = MODELS.build(head)
+
+    def forward(self, inputs, data_samples=None, mode="tensor"):
+        logits = self.head(self.backbone(inputs))
+        if mode == "loss":
+            return dict(loss=F.cross_entropy(logits, data_samples))
+        if mode == "predict":
+            return [dict(pred=int(p), gt=int(g)) for p, g in zip(logits.argmax(1), data_samples)]
+        return logits

@@ -1,0 +1,26 @@
+"""The reference: MMEngine's Runner on a config, as ``tools/train.py`` (run in a subprocess by the tests).
+
+Usage: python mmengine_train.py CONFIG WORK_DIR [train|test CHECKPOINT]
+Writes WORK_DIR/final.pt (the model's state_dict) after training, or WORK_DIR/metrics.json after testing.
+"""
+
+import json
+import sys
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+config, work_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "train"
+cfg = Config.fromfile(config)
+cfg.work_dir = work_dir
+if mode == "test":
+    cfg.load_from = sys.argv[4]
+runner = Runner.from_cfg(cfg)
+if mode == "train":
+    runner.train()
+    torch.save({k: v.detach().clone() for k, v in runner.model.state_dict().items()}, f"{work_dir}/final.pt")
+else:
+    metrics = runner.test()
+    with open(f"{work_dir}/metrics.json", "w") as f:
+        json.dump({k: float(v) for k, v in metrics.items()}, f)

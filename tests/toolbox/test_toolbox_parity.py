@@ -1,0 +1,71 @@
+"""A toolbox config (default_scope='minitb', a miniature toolbox on mmengine's registries) through the
+``mm2lightning`` command ends where MMEngine's Runner ends, and ``mm2lightning test`` reports MMEngine's metric."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("mmengine", reason="the toolbox parity tests compare with mmengine's Runner")
+
+HERE = Path(__file__).resolve().parent
+CONFIG = HERE / "minitb" / ".mim" / "configs" / "mini_cls.py"
+COMMAND = Path(sys.executable).with_name("mm2lightning")
+sys.path.insert(0, str(HERE))
+from minitb_data import write_minitb_data  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """MMEngine's and mm2lightning's runs of the same toolbox config, data and seed."""
+    root = tmp_path_factory.mktemp("minitb")
+    env = dict(
+        os.environ,
+        MINITB_DATA=str(write_minitb_data(root / "data")),
+        PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1",  # MMEngine 0.10.7 loads its own checkpoints with torch.load
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-4000:]
+        return done
+
+    run(sys.executable, str(HERE / "mmengine_train.py"), str(CONFIG), str(root / "mmengine"))
+    ours = run(str(COMMAND), "train", str(CONFIG), "--work-dir", str(root / "ours"))
+    return root, run, ours
+
+
+def test_training_a_toolbox_config_equals_mmengines_runner(runs):
+    root, _, _ = runs
+    reference = torch.load(root / "mmengine" / "final.pt", weights_only=True)
+    ours = torch.load(root / "ours" / "epoch_3.ckpt", weights_only=True)["state_dict"]
+    assert set(ours) == {f"model.{name}" for name in reference}
+    for name, value in reference.items():  # init_cfg, data order, augmentation draws, constructor, hook, schedulers
+        torch.testing.assert_close(ours[f"model.{name}"], value, rtol=0, atol=1e-5, msg=name)
+
+
+def test_metric_names_and_best_checkpoint_follow_mmengine(runs):
+    root, _, ours = runs
+    mmengine_best = sorted(p.name for p in (root / "mmengine").glob("best_*.pth"))
+    assert mmengine_best == ["best_mini_top1_epoch_2.pth"]  # the data make epoch 2 the best one
+    assert sorted(p.name for p in (root / "ours").glob("best_*.ckpt")) == ["best_mini_top1_epoch_2.ckpt"]
+    assert "Epoch(val) [2][3/3]    mini/top1: 66.6667" in ours.stdout + ours.stderr
+
+
+def test_mm2lightning_test_reports_mmengines_metric(runs):
+    root, run, _ = runs
+    run(sys.executable, str(HERE / "mmengine_train.py"), str(CONFIG), str(root / "mmengine_test"), "test",
+        str(root / "mmengine" / "epoch_3.pth"))
+    expected = json.loads((root / "mmengine_test" / "metrics.json").read_text())
+    assert list(expected) == ["mini/top1"]
+    done = run(str(COMMAND), "test", str(CONFIG), str(root / "ours" / "epoch_3.ckpt"), "--work-dir", str(root / "test"))
+    line = done.stdout.strip().splitlines()[-1]
+    name, value = line.split("=")
+    assert name == "mini/top1" and float(value) == pytest.approx(expected["mini/top1"], abs=1e-4)

@@ -12,6 +12,8 @@ which costs about half a millisecond: the per-step cost is a few list appends.
 
 from __future__ import annotations
 
+import itertools
+
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -103,6 +105,9 @@ class _RunnerState:
         self.test_loop = _Loop(sum(trainer.num_test_batches))
 
 
+_hub_ids = itertools.count()
+
+
 class TrainLogPath:
     """Feeds the module's ``message_hub`` as MMEngine's ``RuntimeInfoHook`` and logs the ``LogProcessor``'s
     values to Lightning's loggers on the steps they are written.
@@ -182,13 +187,19 @@ class TrainLogPath:
 
     def _message_hub(self) -> MessageHub:
         if self._module.message_hub is None:
-            self._module.message_hub = MessageHub.get_current_instance()
+            # A hub of its own, made current (as a Runner's): no scalars of an earlier run in this process
+            self._module.message_hub = MessageHub.get_instance(f"mm2lightning-{next(_hub_ids)}-{id(self._module)}")
         return self._module.message_hub
 
     def _should_log(self) -> bool:
-        """Whether Lightning writes this batch's step logs (its ``should_update_logs``, for the fit loop)."""
-        every_n = self._trainer.log_every_n_steps
-        return bool(every_n) and ((self._epoch_loop._batches_that_stepped + 1) % every_n == 0 or self._trainer.should_stop)
+        """MMEngine's ``LoggerHook``: every ``interval`` (``log_every_n_steps``) iterations of the epoch (of the
+        run, iteration-based), and at an epoch's last iteration when it is not longer than the interval."""
+        interval = self._trainer.log_every_n_steps
+        if not interval:
+            return False
+        batch_idx = self._epoch_loop.batch_idx if self._by_epoch else self._trainer.global_step - 1
+        length = self._trainer.num_training_batches
+        return (batch_idx + 1) % interval == 0 or (batch_idx + 1 == length and length <= interval)
 
     def before_train_iter(self) -> None:
         """As MMEngine's ``RuntimeInfoHook.before_train_iter``: the hub's ``iter`` is this iteration's, and the
@@ -226,11 +237,17 @@ class TrainLogPath:
         tag, log_str = self.log_processor.get_log_after_iter(state, self._epoch_loop.batch_idx, "train")
         if self._module.text_logger is not None:
             self._module.text_logger.info(log_str)
-        values = {key: value for key, value in tag.items() if key not in ("epoch", "iter")}  # Lightning's own
-        size = batch_size(batch)
-        if "loss" in values:
-            self._module.log("loss", values.pop("loss"), prog_bar=True, batch_size=size)
-        self._module.log_dict(values, batch_size=size)
+        if self._module.visualizer is not None:  # as MMEngine's LoggerHook
+            self._module.visualizer.add_scalars(tag, step=trainer.global_step, file_path=self._module.json_log_path)
+        # One write per logger, at MMEngine's log steps, as Lightning writes its own (``epoch`` and ``step``
+        # counted from 0: the step of the iteration's first batch, Lightning's ``_batches_that_stepped``).
+        values = {key: value for key, value in tag.items() if key not in ("epoch", "iter")}
+        values["epoch"] = trainer.current_epoch
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=trainer.global_step - 1)
+            logger.save()
+        if "loss" in values and trainer.progress_bar_callback is not None:
+            self._module.log("loss", values["loss"], prog_bar=True, logger=False, batch_size=batch_size(batch))
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch means (when enabled); ready ``epoch`` for the next epoch."""
@@ -259,11 +276,14 @@ class TrainLogPath:
             else:
                 hub.update_info(f"{stage}/{key}", value)
         fitting = trainer.state.fn == TrainerFn.FITTING
-        if self._module.text_logger is not None:
+        if self._module.text_logger is not None or (self._module.visualizer is not None and stage == "val"):
             loop = self._epoch_loop if fitting else None
             epoch_done = loop is not None and loop.batch_progress.is_last_batch
             epoch = trainer.current_epoch + epoch_done if fitting and trainer.max_epochs not in (None, -1) else 0
             state = _RunnerState(self._module, hub, trainer.global_step, epoch)
             length = len(state.val_loop.dataloader if stage == "val" else state.test_loop.dataloader)
-            _, log_str = self.log_processor.get_log_after_epoch(state, length, stage)
-            self._module.text_logger.info(log_str)
+            tag, log_str = self.log_processor.get_log_after_epoch(state, length, stage)
+            if self._module.text_logger is not None:
+                self._module.text_logger.info(log_str)
+            if self._module.visualizer is not None and stage == "val":  # as LoggerHook(log_metric_by_epoch=True)
+                self._module.visualizer.add_scalars(tag, step=epoch, file_path=self._module.json_log_path)

@@ -192,6 +192,9 @@ class MMLightningModule(pl.LightningModule):
         # The driver of the run under way (this module's, or one given to the Trainer); set by HookDriver.bind
         self.active_hook_driver: HookDriver | None = None
         self.text_logger: Any = None  # an MMLogger for MMEngine's text log lines (the Runner's); None: none
+        # MMEngine's visualizer (the Runner's): LoggerHook's scalars go to it, and to ``json_log_path`` beside them
+        self.visualizer: Any = None
+        self.json_log_path: str | None = None
 
     @staticmethod
     def _build_evaluator(cfg: Any) -> Any:

@@ -26,6 +26,7 @@ from mm2lightning.lightning.data_resume import position_in_epoch, resume_loader
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
+from mm2lightning.lightning.vis_loggers import LocalVisLogger, build_visualizer, loggers_from_vis_backends
 from mm2lightning.lightning.runner_args import (
     Launcher,
     ddp_strategy,
@@ -85,8 +86,14 @@ class Runner:
     ``default_scope`` (a toolbox's package name, e.g. ``'mmpretrain'``) is the scope config ``type`` names
     resolve in, as in MMEngine: the toolbox's registries first, then MMEngine's built-in names (mm2lightning's).
 
-    Not supported (a clear error): ``launcher='mpi'``, ``train_cfg.dynamic_intervals``. ``visualizer``
-    and ``env_cfg`` are accepted and have no effect: Lightning's loggers and environment take their place.
+    ``visualizer`` is built as MMEngine's (``runner.visualizer``, for hooks) without backends of its own: its
+    ``vis_backends`` choose the Lightning loggers (``LocalVisBackend``: ``vis_data/scalars.json`` and
+    ``<timestamp>.json`` written as MMEngine's, ``TensorboardVisBackend``: ``TensorBoardLogger``,
+    ``WandbVisBackend``: ``WandbLogger``, ``MLflowVisBackend``: ``MLFlowLogger``); without one, a ``CSVLogger``
+    (and TensorBoard when installed) log under ``work_dir/<timestamp>``.
+
+    Not supported (a clear error): ``launcher='mpi'``, ``train_cfg.dynamic_intervals``. ``env_cfg`` is
+    accepted and has no effect: Lightning's environment takes its place.
     """
 
     def __init__(
@@ -181,6 +188,10 @@ class Runner:
 
         # As MMEngine: config `type` names resolve in the default scope's registries (a toolbox's) from here on.
         self.default_scope = activate_scope(self.experiment_name, default_scope) if default_scope is not None else None
+        # As MMEngine: the visualizer, in that scope; its vis_backends become Lightning loggers.
+        self._vis_loggers, self.visualizer = self._build_visualizer(visualizer, log_dir, loggers)
+        if self.visualizer is not None and self.cfg.to_dict():
+            self.visualizer.add_config(self.cfg)
         if isinstance(model, Mapping):
             model = dict(model)
             if data_preprocessor is not None:
@@ -208,6 +219,8 @@ class Runner:
         )
         self.module.message_hub = self.message_hub
         self.module.text_logger = self.logger  # MMEngine's text log lines at each log step
+        self.module.visualizer = self.visualizer  # and LoggerHook's scalars
+        self.module.json_log_path = f"{self.timestamp}.json"
         self.module.checkpoint_meta = self._meta  # the same dict: a seed settled later is saved too
         if self._hook_driver is not None:
             self._hook_driver.bind(self.module)  # hooks' runner view, from load_checkpoint on
@@ -226,6 +239,23 @@ class Runner:
             self.cfg.dump(self.work_dir / name)
         except ConfigError as error:
             warnings.warn(f"the config is not saved in work_dir: {error}", stacklevel=3)
+
+    def _build_visualizer(
+        self, visualizer: Any, log_dir: Path, loggers: Logger | Sequence[Logger] | None
+    ) -> tuple[list[Logger] | None, Any]:
+        """The visualizer (``runner.visualizer``) and the Trainer's loggers its ``vis_backends`` stand for
+        (``None``: no visualizer config, the default loggers). ``LocalVisBackend``'s files are written by the
+        visualizer itself, from MMEngine's ``LoggerHook`` values; ``loggers=`` replaces the backends."""
+        if visualizer is None:
+            return None, None
+        backends = visualizer.get("vis_backends") if isinstance(visualizer, Mapping) else None
+        save_dir = Path(visualizer.get("save_dir", log_dir)) if isinstance(visualizer, Mapping) else log_dir
+        built = loggers_from_vis_backends(backends, save_dir, self.experiment_name) if loggers is None else []
+        local = [logger for logger in built if isinstance(logger, LocalVisLogger)]
+        for logger in local:
+            logger.json_log_path = f"{self.timestamp}.json"
+        vis = build_visualizer(visualizer, self.experiment_name, log_dir, loggers=local)
+        return [logger for logger in built if not isinstance(logger, LocalVisLogger)], vis
 
     # ------------------------------------------------------------- building
     @classmethod
@@ -290,7 +320,11 @@ class Runner:
         kwargs.update(launcher_trainer_args(self.launcher))
         if self.launcher != "none":
             kwargs["strategy"] = ddp_strategy(self.cfg)
-        loggers = self._loggers if self._loggers is not None else default_loggers(self.work_dir, self.timestamp)
+        loggers = (
+            self._loggers if self._loggers is not None
+            else self._vis_loggers if self._vis_loggers is not None
+            else default_loggers(self.work_dir, self.timestamp)
+        )
         kwargs.update(
             default_root_dir=self.work_dir,
             logger=loggers,

@@ -131,15 +131,19 @@ def test_learning_rate_monitor_sees_scheduled_rates(tmp_path):
     assert monitored[24] == pytest.approx(0.01)
 
 
-def test_no_log_call_on_steps_that_are_not_written(tmp_path):
+def test_loggers_are_written_once_per_log_step_and_nothing_is_logged_between(tmp_path):
     module = MMLightningModule(ToyModel(), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)))
-    calls = []
+    log_calls, writes = [], []
     original = module.log
-    module.log = lambda *a, **k: (calls.append(module.trainer.global_step), original(*a, **k))
-    trainer(tmp_path, max_epochs=1, logger=CSVLogger(tmp_path), log_every_n_steps=10).fit(
-        module, DataLoader(toy_dataset(), batch_size=2)
-    )
-    assert sorted(set(calls)) == [10, 20]  # iterations 10 and 20 of 25 (after their global_step increment)
+    module.log = lambda *a, **k: (log_calls.append(module.trainer.global_step), original(*a, **k))
+    logger = CSVLogger(tmp_path)
+    write = logger.log_metrics
+    logger.log_metrics = lambda metrics, step=None: (writes.append((step, sorted(metrics))), write(metrics, step))
+    trainer(tmp_path, max_epochs=1, logger=logger, log_every_n_steps=10).fit(module, DataLoader(toy_dataset(), batch_size=2))
+    # iterations 10 and 20 of 25 (Lightning's 0-based steps), one call each with every value
+    keys = ["epoch", "loss", "loss1", "loss2", "lr"]
+    assert writes == [(9, keys), (19, keys)]
+    assert log_calls == []  # no progress bar here: nothing goes through LightningModule.log
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints

@@ -69,3 +69,22 @@ def test_mm2lightning_test_reports_mmengines_metric(runs):
     line = done.stdout.strip().splitlines()[-1]
     name, value = line.split("=")
     assert name == "mini/top1" and float(value) == pytest.approx(expected["mini/top1"], abs=1e-4)
+
+
+def test_local_vis_backend_writes_mmengines_scalar_lines(runs):
+    """visualizer=dict(vis_backends=[LocalVisBackend]): vis_data/scalars.json and <timestamp>.json as MMEngine's."""
+    root, _, _ = runs
+
+    def lines(run: str, name: str) -> list[dict]:
+        (vis_data,) = (root / run).glob("*/vis_data")
+        path = vis_data / name if name == "scalars.json" else vis_data / f"{vis_data.parent.name}.json"
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    for name in ("scalars.json", "timestamp"):
+        reference, ours = lines("mmengine", name), lines("ours", name)
+        assert len(ours) == len(reference) == 15  # 4 train lines per epoch (interval 2, 9 iterations) + 1 val line
+        for mine, theirs in zip(ours, reference):
+            theirs = {k: v for k, v in theirs.items() if k not in ("time", "data_time")}  # IterTimerHook's: not ours
+            assert list(mine) == list(theirs)
+            for key, value in theirs.items():
+                assert mine[key] == pytest.approx(value, rel=0, abs=1e-6), (key, mine, theirs)

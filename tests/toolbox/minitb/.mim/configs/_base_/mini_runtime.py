@@ -11,3 +11,4 @@ log_level = "INFO"
 load_from = None
 resume = False
 randomness = dict(seed=0, deterministic=True)
+visualizer = dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")])

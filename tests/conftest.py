@@ -22,3 +22,21 @@ def log_text(tmp_path, request):
     path = tmp_path / "current.log"
     MMLogger.get_instance(f"test_{request.node.name}_{tmp_path.name}", log_file=str(path), log_level="INFO")
     return lambda: path.read_text() if path.exists() else ""
+
+
+@pytest.fixture(autouse=True)
+def _default_scope_restored():
+    """Each test starts and ends with the default scopes it found (a Runner's ``default_scope`` stays current
+    in a process, ours and, for a toolbox on mmengine's registries, MMEngine's)."""
+    import sys
+
+    from mm2lightning.registry import DefaultScope
+
+    scopes = [DefaultScope]
+    if "mmengine.registry" in sys.modules:
+        scopes.append(sys.modules["mmengine.registry"].DefaultScope)
+    saved = [cls._instance_dict.copy() for cls in scopes]
+    yield
+    for cls, instances in zip(scopes, saved):
+        cls._instance_dict.clear()
+        cls._instance_dict.update(instances)

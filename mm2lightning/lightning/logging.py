@@ -3,18 +3,18 @@
 Every iteration, :class:`TrainLogPath` hands ``train_step``'s ``log_vars``, the
 learning rates and the clipped gradient norm to the ``MessageHub`` as device
 tensors (no host sync: the hub's buffers convert them when read) and keeps the
-runtime information (``iter``, ``epoch``, ...) up to date. Only on the batches
-Lightning writes step logs (``log_every_n_steps``, and when training stops) does
-it read the hub through the :class:`~mm2lightning.runner.LogProcessor` (window
-means, as MMEngine's ``LoggerHook`` writes) and call ``LightningModule.log``,
-which costs about half a millisecond: the per-step cost is a few list appends.
+runtime information (``iter``, ``epoch``, ``eta``, ...) and ``IterTimerHook``'s
+``time``/``data_time`` up to date. Only on MMEngine's ``LoggerHook`` steps (every
+``log_every_n_steps`` iterations of the epoch) does it read the hub through the
+:class:`~mm2lightning.runner.LogProcessor` (window means) and write the values once
+to each Lightning logger (and the visualizer): the per-step cost is a few list appends.
 """
 
 from __future__ import annotations
 
 import itertools
-
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -163,6 +163,22 @@ class TrainLogPath:
         optim_wrapper = module.optim_wrapper
         wrappers = optim_wrapper.values() if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper]
         self._clipped = [(wrapper, wrapper.grad_norm) for wrapper in wrappers if wrapper.clip_grad_kwargs]
+        self._start_iter, self._time_total = trainer.global_step, 0.0  # as IterTimerHook.before_train
+        self._t = time.time()  # also for a run resumed inside an epoch (no epoch start)
+
+    def on_train_epoch_start(self) -> None:
+        """As ``IterTimerHook``'s ``before_*_epoch``: the clock for the epoch's first ``data_time``."""
+        self._t = time.time()
+
+    def before_eval_iter(self, stage: str) -> None:
+        """As ``IterTimerHook.before_val_iter``/``before_test_iter``: ``<stage>/data_time``."""
+        self._message_hub().update_scalar(f"{stage}/data_time", time.time() - self._t)
+
+    def after_eval_iter(self, stage: str) -> None:
+        """As ``IterTimerHook.after_val_iter``/``after_test_iter``: ``<stage>/time``."""
+        now = time.time()
+        self._message_hub().update_scalar(f"{stage}/time", now - self._t)
+        self._t = now
 
     def message_hub_state(self) -> dict[str, Any] | None:
         """The hub's ``state_dict`` as plain data, for checkpoints (MMEngine's ``message_hub`` entry): the
@@ -208,10 +224,12 @@ class TrainLogPath:
         hub.update_info("iter", self._trainer.global_step)
         for name, rates in self._module.optim_wrapper.get_lr().items():
             hub.update_scalar(f"train/{name}", rates[0])
+        hub.update_scalar("train/data_time", time.time() - self._t)  # IterTimerHook's, after RuntimeInfoHook's
 
     def after_train_iter(self, log_vars: Mapping[str, torch.Tensor], batch: Any, optim_wrapper: OptimWrapper) -> None:
         """Called once per iteration with ``train_step``'s output (after the schedulers stepped)."""
         hub = self._hub
+        now = time.time()
         for index, (wrapper, seen) in enumerate(self._clipped):
             if wrapper.grad_norm is not seen:  # clipped in this iteration
                 hub.update_scalar("train/grad_norm", wrapper.grad_norm)
@@ -227,6 +245,13 @@ class TrainLogPath:
                 value = value.detach()
                 self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
                 self._counts[key] = self._counts.get(key, 0) + 1
+        # IterTimerHook's (after RuntimeInfoHook's): the iteration's time and the run's estimated time left
+        hub.update_scalar("train/time", now - self._t)
+        self._time_total += now - self._t
+        self._t = now
+        iteration = self._trainer.global_step - 1
+        mean = self._time_total / (iteration - self._start_iter + 1)
+        hub.update_info("eta", mean * (self._module.max_iters - iteration - 1))
         if self._should_log():
             self._log(batch)
 

@@ -316,6 +316,9 @@ class MMLightningModule(pl.LightningModule):
         self._step_progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
         self._log_path.on_train_start()
 
+    def on_train_epoch_start(self) -> None:
+        self._log_path.on_train_epoch_start()
+
     # --------------------------------------------------------------- training
     def training_step(self, batch: Any, batch_idx: int) -> Mapping[str, Any]:
         self._log_path.before_train_iter()
@@ -350,9 +353,14 @@ class MMLightningModule(pl.LightningModule):
     # ------------------------------------------------------------- evaluation
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         """``val_step``'s outputs go to the evaluator, and to hooks' ``after_val_iter`` as ``outputs``."""
+        self._log_path.before_eval_iter("val")
         outputs = self._step_model.val_step(batch)
         self._evaluate_step(self.val_evaluator, "val", outputs, batch)
+        self._log_path.after_eval_iter("val")
         return outputs
+
+    def on_validation_epoch_start(self) -> None:
+        self._log_path.on_train_epoch_start()  # the clock, as IterTimerHook.before_val_epoch
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._evaluate_epoch(self.val_evaluator, "val", self.trainer.val_dataloaders)
@@ -363,9 +371,14 @@ class MMLightningModule(pl.LightningModule):
         self._log_path.after_evaluation("val", metrics)
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        self._log_path.before_eval_iter("test")
         outputs = self._step_model.test_step(batch)
         self._evaluate_step(self.test_evaluator, "test", outputs, batch)
+        self._log_path.after_eval_iter("test")
         return outputs
+
+    def on_test_epoch_start(self) -> None:
+        self._log_path.on_train_epoch_start()  # the clock, as IterTimerHook.before_test_epoch
 
     def on_test_epoch_end(self) -> None:
         self.test_metrics = self._evaluate_epoch(self.test_evaluator, "test", self.trainer.test_dataloaders)

@@ -146,7 +146,12 @@ class Runner:
                 )
         if param_scheduler is not None and optim_wrapper is None:
             raise ValueError("param_scheduler needs optim_wrapper")
-        for name, loop_cfg in (("val_cfg", val_cfg), ("test_cfg", test_cfg)):
+        for name, loop_cfg, loop in (("val_cfg", val_cfg, "ValLoop"), ("test_cfg", test_cfg, "TestLoop")):
+            if loop_cfg and loop_cfg.get("type", loop) not in (loop, f"mmengine.{loop}"):
+                raise ValueError(
+                    f"{name} type {loop_cfg['type']!r} is not supported: mm2lightning evaluates with MMEngine's "
+                    f"{loop} (Lightning's loop); leave 'type' out or set {loop!r}"
+                )
             if loop_cfg and (set(loop_cfg) - {"type", "fp16"} or loop_cfg.get("fp16")):
                 raise ValueError(
                     f"{name}={dict(loop_cfg)!r} is not supported: mm2lightning evaluates with the default loop "

@@ -107,6 +107,7 @@ def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[s
         raise ValueError("train_cfg takes 'type' or 'by_epoch', not both (as MMEngine)")
     if loop_type is not None:
         loops = {"EpochBasedTrainLoop": True, "IterBasedTrainLoop": False}
+        loop_type = loop_type.removeprefix("mmengine.") if isinstance(loop_type, str) else loop_type
         if loop_type not in loops:
             raise ValueError(f"train_cfg type {loop_type!r} is not supported; expected one of {sorted(loops)}")
         by_epoch = loops[loop_type]

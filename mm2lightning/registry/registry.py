@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import inspect
 import sys
 import warnings
@@ -364,9 +365,13 @@ _warned_scopes: set[str] = set()
 
 
 def warn_unknown_scope(scope: str, registry: Registry) -> None:
-    """A scope without registries: a missing toolbox is an error, any other name a one-time warning."""
-    if scope in MODULE2PACKAGE and importlib.util.find_spec(scope) is None:
-        raise ToolboxNotInstalledError(scope)
+    """A scope without a registry of ``registry``'s kind: a missing toolbox is an error, a package without a
+    ``registry`` module (or no package) a one-time warning."""
+    if importlib.util.find_spec(scope) is None:
+        if scope in MODULE2PACKAGE:
+            raise ToolboxNotInstalledError(scope)
+    elif importlib.util.find_spec(f"{scope}.registry") is not None:
+        return  # a toolbox without a registry of this kind: MMEngine's built-in names (ours) serve
     if scope not in _warned_scopes:
         _warned_scopes.add(scope)
         warnings.warn(

@@ -141,7 +141,7 @@ def test_loggers_are_written_once_per_log_step_and_nothing_is_logged_between(tmp
     logger.log_metrics = lambda metrics, step=None: (writes.append((step, sorted(metrics))), write(metrics, step))
     trainer(tmp_path, max_epochs=1, logger=logger, log_every_n_steps=10).fit(module, DataLoader(toy_dataset(), batch_size=2))
     # iterations 10 and 20 of 25 (Lightning's 0-based steps), one call each with every value
-    keys = ["epoch", "loss", "loss1", "loss2", "lr"]
+    keys = ["data_time", "epoch", "loss", "loss1", "loss2", "lr", "time"]
     assert writes == [(9, keys), (19, keys)]
     assert log_calls == []  # no progress bar here: nothing goes through LightningModule.log
 

@@ -1,0 +1,61 @@
+"""The Runner with a toolbox scope, in process: what hooks see, EMA, loops and scopes it refuses."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mm2lightning.config import Config
+from mm2lightning.registry import ToolboxNotInstalledError
+from mm2lightning.runner import Runner
+
+pytest.importorskip("mmengine", reason="minitb is built on mmengine's registries")
+HERE = Path(__file__).resolve().parent
+CONFIG = HERE / "minitb" / ".mim" / "configs" / "mini_cls.py"
+sys.path.insert(0, str(HERE))
+from minitb_data import write_minitb_data  # noqa: E402
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINITB_DATA", str(write_minitb_data(tmp_path / "data")))
+    monkeypatch.syspath_prepend(str(HERE))
+    config = Config.fromfile(CONFIG)
+    config.work_dir = str(tmp_path / "work")
+    config.train_cfg.max_epochs = 1
+    config.trainer_cfg = dict(enable_progress_bar=False, enable_model_summary=False)
+    return config
+
+
+def test_toolbox_hooks_see_the_visualizer_and_the_hub(cfg):
+    runner = Runner.from_cfg(cfg)
+    assert type(runner.visualizer).__name__ == "Visualizer" and runner.visualizer.instance_name == runner.experiment_name
+    runner.train()
+    (hook,) = [h for h in runner.module.hook_driver.hooks if type(h).__name__ == "MiniShrinkHook"]
+    assert hook.iters == 9 and runner.message_hub.get_info("minitb_iters") == 9
+
+
+def test_mmengines_ema_hook_in_a_toolbox_config_is_ours_and_saves_the_averaged_weights(cfg):
+    cfg.custom_hooks = [*cfg.custom_hooks, dict(type="EMAHook", momentum=0.1)]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    (ema,) = [h for h in runner.module.hook_driver.hooks if type(h).__name__ == "EMAHook"]
+    assert type(ema).__module__ == "mm2lightning.hooks.ema_hook"
+    checkpoint = torch.load(Path(cfg.work_dir) / "epoch_1.ckpt", weights_only=True)
+    assert "ema_state_dict" in checkpoint
+
+
+@pytest.mark.parametrize("key, loop", [("val_cfg", "RetrievalValLoop"), ("test_cfg", "minitb.TTALoop")])
+def test_loops_other_than_mmengines_are_refused_naming_them(cfg, key, loop):
+    cfg[key] = dict(type=loop)
+    with pytest.raises(ValueError, match=f"{key} type '{loop}' is not supported"):
+        Runner.from_cfg(cfg)
+
+
+def test_a_config_of_a_toolbox_that_is_not_installed_names_the_package(cfg):
+    cfg.default_scope = "mmdet"
+    with pytest.raises(ToolboxNotInstalledError, match="pip install mmdet"):
+        Runner.from_cfg(cfg)

@@ -49,8 +49,10 @@ def _pop_function(cfg: dict[str, Any], key: str, default: Any = None) -> Callabl
     if "type" not in kwargs:
         raise ValueError(f"dataloader config {key!r} must contain the key 'type', but got keys {sorted(kwargs)}")
     fn = kwargs.pop("type")
+    scope = kwargs.pop("_scope_", None)  # as MMEngine: the function is looked up in that scope
     if isinstance(fn, str):
-        fn = FUNCTIONS.get_or_raise(fn)
+        with FUNCTIONS.switch_scope_and_registry(scope) as functions:
+            fn = functions.get_or_raise(fn)
     elif not callable(fn):
         raise TypeError(
             f"dataloader config {key}['type'] must be a name in the 'function' registry or a callable, "

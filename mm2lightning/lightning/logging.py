@@ -54,8 +54,9 @@ def build_log_processor(cfg: LogProcessor | Mapping[str, Any] | None) -> LogProc
     if not isinstance(cfg, Mapping):
         raise TypeError(f"log_processor should be a LogProcessor object or dict, but got {cfg!r}")
     cfg = dict(cfg)
+    cfg.pop("_scope_", None)  # MMEngine's LogProcessor is ours in every scope
     cls = cfg.pop("type", LogProcessor)
-    if cls == "LogProcessor":
+    if cls in ("LogProcessor", "mmengine.LogProcessor"):
         cls = LogProcessor
     if not (isinstance(cls, type) and issubclass(cls, LogProcessor)):
         raise TypeError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import warnings
@@ -410,8 +411,12 @@ class MMLightningModule(pl.LightningModule):
 
     # ------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.checkpoint_meta:
-            checkpoint["meta"] = dict(self.checkpoint_meta)
+        meta = dict(self.checkpoint_meta)
+        dataset_meta = getattr(getattr(self.trainer.train_dataloader, "dataset", None), "metainfo", None)
+        if _plain_data(dataset_meta):  # as MMEngine: toolboxes' inference APIs read the class names from it
+            meta["dataset_meta"] = copy.deepcopy(dataset_meta)
+        if meta:
+            checkpoint["meta"] = meta
         if self.optim_wrapper is not None:
             checkpoint[CHECKPOINT_KEY] = dump_training_state(
                 self.optim_wrapper, self.param_schedulers, save_grads=self.trainer.world_size == 1
@@ -439,3 +444,15 @@ class MMLightningModule(pl.LightningModule):
         # Training state is for a fit that resumes; validate/test/predict from a checkpoint leave it alone.
         self._resume_state = checkpoint.get(CHECKPOINT_KEY) if fitting else None
         self._resume_hub = checkpoint.get("message_hub") if fitting else None
+
+
+def _plain_data(value: Any) -> bool:
+    """Whether ``value`` is a non-empty dict of containers, strings and numbers (loadable with weights_only)."""
+    def plain(item: Any) -> bool:
+        if isinstance(item, dict):
+            return all(isinstance(k, str) and plain(v) for k, v in item.items())
+        if isinstance(item, (list, tuple)):
+            return all(plain(v) for v in item)
+        return item is None or isinstance(item, (str, int, float, bool))
+
+    return isinstance(value, dict) and bool(value) and plain(value)

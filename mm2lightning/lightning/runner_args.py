@@ -186,6 +186,9 @@ def hook_callbacks(
             raise ValueError(f"default_hooks[{name!r}] has no 'type', e.g. dict(type='CheckpointHook', interval=1)")
         hook_type = hook.get("type") if isinstance(hook, Mapping) else type(hook)
         hook_type = hook_type if isinstance(hook_type, str) else getattr(hook_type, "__name__", repr(hook_type))
+        hook_type = hook_type.removeprefix("mmengine.")
+        if hook_type in ("CheckpointHook", "LoggerHook") and isinstance(hook, Mapping):
+            hook = {k: v for k, v in hook.items() if k != "_scope_"}  # MMEngine's built-ins: ours in every scope
         if not isinstance(hook, Mapping) and hook_type in ("CheckpointHook", "LoggerHook"):
             raise TypeError(f"default_hooks[{name!r}]: give {hook_type} as a config dict, e.g. dict(type={hook_type!r}, ...)")
         if hook_type == "CheckpointHook":

@@ -26,8 +26,9 @@ from mm2lightning.lightning.data_resume import position_in_epoch, resume_loader
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
-from mm2lightning.lightning.vis_loggers import LocalVisLogger, build_visualizer, loggers_from_vis_backends
+from mm2lightning.lightning.vis_loggers import runner_visualizer
 from mm2lightning.lightning.runner_args import (
+    check_loop_arguments,
     Launcher,
     ddp_strategy,
     default_loggers,
@@ -132,31 +133,11 @@ class Runner:
     ) -> None:
         if launcher not in get_args(Launcher):
             raise ValueError(f"launcher must be one of {list(get_args(Launcher))}, but got {launcher!r}")
-        for stage, loader, loop_cfg, third_name, third in (
-            ("train", train_dataloader, train_cfg, "optim_wrapper", optim_wrapper),
-            ("val", val_dataloader, val_cfg, "val_evaluator", val_evaluator),
-            ("test", test_dataloader, test_cfg, "test_evaluator", test_evaluator),
-        ):
-            given = [x is not None for x in (loader, loop_cfg, third)]
-            if any(given) and not all(given):
-                raise ValueError(
-                    f"{stage}_dataloader, {stage}_cfg and {third_name} must be all given or all None (as MMEngine), "
-                    f"but got {stage}_dataloader={'set' if given[0] else None}, {stage}_cfg={loop_cfg!r}, "
-                    f"{third_name}={'set' if given[2] else None}"
-                )
-        if param_scheduler is not None and optim_wrapper is None:
-            raise ValueError("param_scheduler needs optim_wrapper")
-        for name, loop_cfg, loop in (("val_cfg", val_cfg, "ValLoop"), ("test_cfg", test_cfg, "TestLoop")):
-            if loop_cfg and loop_cfg.get("type", loop) not in (loop, f"mmengine.{loop}"):
-                raise ValueError(
-                    f"{name} type {loop_cfg['type']!r} is not supported: mm2lightning evaluates with MMEngine's "
-                    f"{loop} (Lightning's loop); leave 'type' out or set {loop!r}"
-                )
-            if loop_cfg and (set(loop_cfg) - {"type", "fp16"} or loop_cfg.get("fp16")):
-                raise ValueError(
-                    f"{name}={dict(loop_cfg)!r} is not supported: mm2lightning evaluates with the default loop "
-                    "(set precision through trainer_cfg=dict(precision=...))"
-                )
+        check_loop_arguments(
+            dict(train=(train_dataloader, train_cfg, optim_wrapper), val=(val_dataloader, val_cfg, val_evaluator),
+                 test=(test_dataloader, test_cfg, test_evaluator)),
+            param_scheduler,
+        )
         self.work_dir = Path(work_dir).absolute()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if isinstance(cfg, Config):
@@ -194,7 +175,9 @@ class Runner:
         # As MMEngine: config `type` names resolve in the default scope's registries (a toolbox's) from here on.
         self.default_scope = activate_scope(self.experiment_name, default_scope) if default_scope is not None else None
         # As MMEngine: the visualizer, in that scope; its vis_backends become Lightning loggers.
-        self._vis_loggers, self.visualizer = self._build_visualizer(visualizer, log_dir, loggers)
+        self._vis_loggers, self.visualizer = runner_visualizer(
+            visualizer, log_dir, self.experiment_name, self.timestamp, replaced=loggers is not None
+        )
         if self.visualizer is not None and self.cfg.to_dict():
             self.visualizer.add_config(self.cfg)
         if isinstance(model, Mapping):
@@ -244,23 +227,6 @@ class Runner:
             self.cfg.dump(self.work_dir / name)
         except ConfigError as error:
             warnings.warn(f"the config is not saved in work_dir: {error}", stacklevel=3)
-
-    def _build_visualizer(
-        self, visualizer: Any, log_dir: Path, loggers: Logger | Sequence[Logger] | None
-    ) -> tuple[list[Logger] | None, Any]:
-        """The visualizer (``runner.visualizer``) and the Trainer's loggers its ``vis_backends`` stand for
-        (``None``: no visualizer config, the default loggers). ``LocalVisBackend``'s files are written by the
-        visualizer itself, from MMEngine's ``LoggerHook`` values; ``loggers=`` replaces the backends."""
-        if visualizer is None:
-            return None, None
-        backends = visualizer.get("vis_backends") if isinstance(visualizer, Mapping) else None
-        save_dir = Path(visualizer.get("save_dir", log_dir)) if isinstance(visualizer, Mapping) else log_dir
-        built = loggers_from_vis_backends(backends, save_dir, self.experiment_name) if loggers is None else []
-        local = [logger for logger in built if isinstance(logger, LocalVisLogger)]
-        for logger in local:
-            logger.json_log_path = f"{self.timestamp}.json"
-        vis = build_visualizer(visualizer, self.experiment_name, log_dir, loggers=local)
-        return [logger for logger in built if not isinstance(logger, LocalVisLogger)], vis
 
     # ------------------------------------------------------------- building
     @classmethod

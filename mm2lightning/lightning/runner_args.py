@@ -248,3 +248,37 @@ def _default_lr(optimizer_cfg: Mapping[str, Any]) -> float:
     if parameter is None or not isinstance(parameter.default, (int, float)):
         raise ValueError(f"auto_scale_lr needs optimizer.lr in the optim_wrapper config, got {dict(optimizer_cfg)!r}")
     return float(parameter.default)
+
+
+def check_loop_arguments(loops: Mapping[str, tuple[Any, Any, Any]], param_scheduler: Any) -> None:
+    """MMEngine's rules for the Runner's loop arguments: each stage's dataloader, loop config and optim wrapper
+    or evaluator all given or all ``None``; ``val_cfg``/``test_cfg`` of MMEngine's own loops only.
+
+    Args:
+        loops: ``'train'``/``'val'``/``'test'`` -> (dataloader, loop config, optim wrapper or evaluator).
+        param_scheduler: The Runner's ``param_scheduler`` (needs an optim wrapper).
+    """
+    for stage, (loader, loop_cfg, third) in loops.items():
+        third_name = "optim_wrapper" if stage == "train" else f"{stage}_evaluator"
+        given = [x is not None for x in (loader, loop_cfg, third)]
+        if any(given) and not all(given):
+            raise ValueError(
+                f"{stage}_dataloader, {stage}_cfg and {third_name} must be all given or all None (as MMEngine), "
+                f"but got {stage}_dataloader={'set' if given[0] else None}, {stage}_cfg={loop_cfg!r}, "
+                f"{third_name}={'set' if given[2] else None}"
+            )
+        if stage == "train" or not loop_cfg:
+            continue
+        name, loop = f"{stage}_cfg", "ValLoop" if stage == "val" else "TestLoop"
+        if loop_cfg.get("type", loop) not in (loop, f"mmengine.{loop}"):
+            raise ValueError(
+                f"{name} type {loop_cfg['type']!r} is not supported: mm2lightning evaluates with MMEngine's "
+                f"{loop} (Lightning's loop); leave 'type' out or set {loop!r}"
+            )
+        if set(loop_cfg) - {"type", "fp16"} or loop_cfg.get("fp16"):
+            raise ValueError(
+                f"{name}={dict(loop_cfg)!r} is not supported: mm2lightning evaluates with the default loop "
+                "(set precision through trainer_cfg=dict(precision=...))"
+            )
+    if param_scheduler is not None and loops["train"][2] is None:
+        raise ValueError("param_scheduler needs optim_wrapper")

@@ -386,3 +386,33 @@ def build_visualizer(
     for logger in loggers:
         visualizer._vis_backends[type(logger).__name__] = LoggerVisBackend(logger)
     return visualizer
+
+
+def runner_visualizer(
+    visualizer: Any, log_dir: Path, experiment_name: str, timestamp: str, replaced: bool
+) -> tuple[list[Logger] | None, Any]:
+    """The Runner's visualizer (``runner.visualizer``) and the Trainer loggers its ``vis_backends`` stand for.
+
+    ``LocalVisBackend``'s files are written by the visualizer itself, from MMEngine's ``LoggerHook`` values
+    (``vis_data/scalars.json`` and ``<timestamp>.json``); the other backends are Trainer loggers.
+
+    Args:
+        visualizer: The Runner's ``visualizer`` argument.
+        log_dir: ``work_dir/<timestamp>``.
+        experiment_name: The visualizer's default name.
+        timestamp: Names LoggerHook's ``<timestamp>.json``.
+        replaced: Loggers were given to the Runner: they take the backends' place.
+
+    Returns:
+        ``(loggers, visualizer)``; ``(None, None)`` without a visualizer config (the default loggers).
+    """
+    if visualizer is None:
+        return None, None
+    backends = visualizer.get("vis_backends") if isinstance(visualizer, Mapping) else None
+    save_dir = Path(visualizer.get("save_dir", log_dir)) if isinstance(visualizer, Mapping) else log_dir
+    built = [] if replaced else loggers_from_vis_backends(backends, save_dir, experiment_name)
+    local = [logger for logger in built if isinstance(logger, LocalVisLogger)]
+    for logger in local:
+        logger.json_log_path = f"{timestamp}.json"
+    vis = build_visualizer(visualizer, experiment_name, log_dir, loggers=local)
+    return [logger for logger in built if not isinstance(logger, LocalVisLogger)], vis

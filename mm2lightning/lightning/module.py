@@ -315,7 +315,20 @@ class MMLightningModule(pl.LightningModule):
             self._resume_hub = None
         self.optim_wrapper.initialize_count_status(self.model, self.trainer.global_step, self._max_iters)
         self._step_progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        self._share_dataset_meta(self.trainer.train_dataloader, None)
         self._log_path.on_train_start()
+
+    def _share_dataset_meta(self, dataloaders: Any, evaluator: Any) -> None:
+        """As MMEngine's loops: the dataset's ``metainfo`` (class names, palette, ...) to the evaluator's metrics
+        and to the visualizer."""
+        loader = dataloaders[0] if isinstance(dataloaders, (list, tuple)) and dataloaders else dataloaders
+        meta = getattr(getattr(loader, "dataset", None), "metainfo", None)
+        if meta is None:
+            return
+        if evaluator is not None:
+            evaluator.dataset_meta = meta
+        if self.visualizer is not None:
+            self.visualizer.dataset_meta = meta
 
     def on_train_epoch_start(self) -> None:
         self._log_path.on_train_epoch_start()
@@ -361,6 +374,7 @@ class MMLightningModule(pl.LightningModule):
         return outputs
 
     def on_validation_epoch_start(self) -> None:
+        self._share_dataset_meta(self.trainer.val_dataloaders, self.val_evaluator)
         self._log_path.on_train_epoch_start()  # the clock, as IterTimerHook.before_val_epoch
 
     def on_validation_epoch_end(self) -> None:
@@ -379,6 +393,7 @@ class MMLightningModule(pl.LightningModule):
         return outputs
 
     def on_test_epoch_start(self) -> None:
+        self._share_dataset_meta(self.trainer.test_dataloaders, self.test_evaluator)
         self._log_path.on_train_epoch_start()  # the clock, as IterTimerHook.before_test_epoch
 
     def on_test_epoch_end(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,24 @@ class _LoopView:
         self._view.trainer.should_stop = bool(value)
 
 
+class _EpochLoopView(_LoopView):
+    """``runner.train_loop`` of an epoch-based run."""
+
+
+class _IterLoopView(_LoopView):
+    """``runner.train_loop`` of an iteration-based run."""
+
+
+def _loop_view(view: RunnerView) -> _LoopView:
+    """The loop view, an ``EpochBasedTrainLoop``/``IterBasedTrainLoop`` to ``isinstance`` once mmengine's loops
+    are imported (toolbox hooks choose their step by it; the loops' ``ABCMeta`` takes virtual subclasses)."""
+    loops = sys.modules.get("mmengine.runner.loops")
+    if loops is not None:
+        loops.EpochBasedTrainLoop.register(_EpochLoopView)
+        loops.IterBasedTrainLoop.register(_IterLoopView)
+    return _EpochLoopView(view) if view.by_epoch else _IterLoopView(view)
+
+
 class RunnerView:
     """The ``runner`` argument hooks get under Lightning: MMEngine Runner attributes, computed on access.
 
@@ -62,7 +81,7 @@ class RunnerView:
         self.module = module
         self._runner = runner
         self.by_epoch = by_epoch
-        self.train_loop = _LoopView(self)
+        self.train_loop = _loop_view(self)
         self._resume = False  # MMEngine's flag, read by EMAHook.after_load_checkpoint
         self._epoch_done = False  # the epoch's batches ran, its counter not yet advanced by Lightning
         self._in_after_iter = False  # the iteration being finished is not counted yet

@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 COMMAND = Path(sys.executable).with_name("mm2lightning")
 CONFIGS = Path(mmpretrain.__file__).parent / ".mim" / "configs"
 IMAGENET_32PX = """
+draw = False
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=32, backend='pillow', interpolation='bicubic'),
@@ -50,6 +51,7 @@ CASES = {
 train_pipeline = [dict(type='LoadImageFromFile'), dict(type='RandomCrop', crop_size=32, padding=4),
                   dict(type='RandomFlip', prob=0.5, direction='horizontal'), dict(type='PackInputs')]
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+draw = True  # mmpretrain's VisualizationHook draws each validation batch's first image
 """,
     ),
     "vit_layer_decay": (  # LearningRateDecayOptimWrapperConstructor, Mixup/CutMix, RandAugment, RandomErasing
@@ -82,7 +84,7 @@ val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                       dataset=dict(dataset, data_root=data + '/val', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
-default_hooks = dict(logger=dict(interval=2), checkpoint=dict(interval=1))
+default_hooks = dict(logger=dict(interval=2), checkpoint=dict(interval=1), visualization=dict(enable=draw))
 randomness = dict(seed=0, deterministic=True)
 """
 
@@ -138,6 +140,22 @@ def test_a_real_mmpretrain_config_trains_as_mmengine(tmp_path, data, case):
         torch.testing.assert_close(state[f"model.{name}"], value, rtol=0, atol=1e-5, msg=name)
     if case == "convnext_ema":
         check_converted_checkpoint_predicts_as_mmengines(tmp_path, theirs_cfg, data)
+    if case == "resnet18_cifar":
+        check_drawn_images_are_mmengines(tmp_path)
+
+
+def check_drawn_images_are_mmengines(tmp_path: Path) -> None:
+    """VisualizationHook -> runner.visualizer (UniversalVisualizer) -> LocalVisBackend's files, as MMEngine's."""
+    import cv2
+
+    def images(run: str) -> dict[str, np.ndarray]:
+        return {p.name: cv2.imread(str(p)) for p in (tmp_path / run).glob("*/vis_data/vis_image/*.png")}
+
+    reference, ours = images("mmengine_run"), images("ours")
+    assert len(reference) == 2 and sorted(ours) == sorted(reference)  # the first validation image of each epoch
+    for name, pixels in reference.items():
+        differ = np.argwhere((ours[name] != pixels).any(-1))
+        assert differ.size == 0, (name, len(differ), differ[:10].tolist(), ours[name].shape, pixels.shape)
 
 
 def check_converted_checkpoint_predicts_as_mmengines(tmp_path: Path, cfg: Path, data: Path) -> None:

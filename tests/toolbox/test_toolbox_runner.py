@@ -59,3 +59,19 @@ def test_a_config_of_a_toolbox_that_is_not_installed_names_the_package(cfg):
     cfg.default_scope = "mmdet"
     with pytest.raises(ToolboxNotInstalledError, match="pip install mmdet"):
         Runner.from_cfg(cfg)
+
+
+def test_evaluator_forms_of_a_toolbox_config(cfg, minitb_metric):
+    """dict(type='Evaluator', metrics=[...], _scope_=...) as a pkg:: base writes it, and a toolbox metric object."""
+    from mm2lightning.evaluator import build_evaluator
+
+    evaluator = build_evaluator(dict(type="Evaluator", metrics=[dict(type="MiniAccuracy")], _scope_="minitb"))
+    assert [type(m).__name__ for m in evaluator.metrics] == ["MiniAccuracy"]
+    assert build_evaluator(minitb_metric).metrics == [minitb_metric]
+
+
+@pytest.fixture
+def minitb_metric(cfg):
+    from minitb.evaluation import MiniAccuracy
+
+    return MiniAccuracy()

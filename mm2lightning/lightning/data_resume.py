@@ -1,11 +1,12 @@
-"""Resuming mid-epoch: the data a resumed run gets is the data the uninterrupted run would have got."""
+"""The data of the Runner's passes as MMEngine's loops give it: custom batch samplers run to their end, and a
+run resumed mid-epoch gets the data the uninterrupted run would have got."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader
 
 from mm2lightning.dataset import InfiniteSampler
 
@@ -31,6 +32,37 @@ class SkipFirstBatches:
         if name == "sampler":  # not set yet (e.g. while copying): no endless recursion
             raise AttributeError(name)
         return getattr(self.sampler, name)
+
+
+class WholePasses:
+    """Wraps a custom batch sampler: each pass runs it to its end before the first batch is used.
+
+    MMEngine's loops iterate the dataloader until it is exhausted; Lightning stops after ``len(dataloader)``
+    batches without resuming the sampler after its last batch, so the code a sampler runs there never runs
+    (mmdet's ``AspectRatioBatchSampler`` empties its buckets there: the next pass would start with stale ones).
+    """
+
+    def __init__(self, batch_sampler: Any) -> None:
+        self.batch_sampler = batch_sampler
+
+    def __iter__(self) -> Any:
+        return iter(list(self.batch_sampler))
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def __getattr__(self, name: str) -> Any:  # batch_size, drop_last, sampler, ... of the wrapped batch sampler
+        if name == "batch_sampler":
+            raise AttributeError(name)
+        return getattr(self.batch_sampler, name)
+
+
+def whole_passes(loader: DataLoader) -> None:
+    """Make each pass of ``loader`` run a custom, finite batch sampler to its end (see :class:`WholePasses`)."""
+    batch_sampler = loader.batch_sampler
+    if batch_sampler is None or type(batch_sampler) is BatchSampler or isinstance(loader.sampler, InfiniteSampler):
+        return
+    object.__setattr__(loader, "batch_sampler", WholePasses(batch_sampler))  # DataLoader forbids setattr
 
 
 def _resume_in_epoch(loader: DataLoader, epoch: int, count: int) -> None:

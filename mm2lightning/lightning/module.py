@@ -331,6 +331,9 @@ class MMLightningModule(pl.LightningModule):
             self.visualizer.dataset_meta = meta
 
     def on_train_epoch_start(self) -> None:
+        # As MMEngine's loops: the model's own train() runs (a toolbox backbone's norm_eval/frozen_stages keep
+        # their layers in eval mode there); Lightning restores these modes after each validation.
+        self.model.train()
         self._log_path.on_train_epoch_start()
 
     # --------------------------------------------------------------- training

@@ -18,12 +18,13 @@ from lightning.pytorch.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mm2lightning.config import Config, ConfigError, import_custom_modules
+from mm2lightning.config import Config, ConfigDict, ConfigError, import_custom_modules
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.callbacks import find_latest_checkpoint
-from mm2lightning.lightning.data_resume import position_in_epoch, resume_loader
+from mm2lightning.lightning.data_resume import position_in_epoch, resume_loader, whole_passes
 from mm2lightning.lightning.hook_driver import HookDriver
+from mm2lightning.lightning.iterator_seed import IteratorSeed
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
 from mm2lightning.lightning.vis_loggers import runner_visualizer
@@ -213,6 +214,7 @@ class Runner:
         if self._hook_driver is not None:
             self._hook_driver.bind(self.module)  # hooks' runner view, from load_checkpoint on
         self._dataloaders = dict(train=train_dataloader, val=val_dataloader, test=test_dataloader)
+        self._iterator_seed = IteratorSeed()
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
         self._extra_callbacks = list(callbacks or [])
         self._loggers = loggers
@@ -236,7 +238,8 @@ class Runner:
         ``custom_imports`` are imported first, so the config's registered ``type`` names resolve.
         """
         config = cfg if isinstance(cfg, Config) else Config(dict(cfg))
-        cfg = copy.deepcopy(config.to_dict())
+        # ConfigDicts, as MMEngine hands them on: toolbox code reads its settings as attributes (test_cfg.mode)
+        cfg = ConfigDict(copy.deepcopy(config.to_dict()))
         for key in ("model", "work_dir"):
             if cfg.get(key) is None:
                 raise ValueError(f"the config has no {key!r}; Runner.from_cfg needs model and work_dir")
@@ -284,7 +287,7 @@ class Runner:
     def _build_trainer(self) -> pl.Trainer:
         # The hook driver first: MMEngine's CheckpointHook (MMCheckpoint here) runs after the other hooks.
         callbacks = [self._hook_driver] if self._hook_driver is not None else []
-        callbacks += self._hook_callbacks
+        callbacks += [*self._hook_callbacks, self._iterator_seed]
         kwargs = dict(self._hook_trainer_args, **self._loop_flags)
         if self._schedule is not None and self._dataloaders["val"] is not None:
             callbacks.append(self._schedule)
@@ -319,6 +322,9 @@ class Runner:
     def _loader_factory(self, loader: Any, stage: str) -> Callable[[], DataLoader]:
         def build() -> DataLoader:
             built = build_dataloader(loader, seed=self._shared_seed(), diff_rank_seed=self._diff_rank_seed)
+            if stage == "train":
+                self._iterator_seed.attach(built)
+                whole_passes(built)
             if stage == "train" and any(self._resume_position):
                 resume_loader(built, *self._resume_position)
                 self._resume_position = (0, 0, 0)
@@ -425,6 +431,8 @@ class Runner:
         if self._dataloaders["train"] is None:
             raise RuntimeError("Runner.train() needs train_dataloader, train_cfg and optim_wrapper")
         with self._run():
+            if not self._schedule.by_epoch:  # MMEngine's iteration-based loop made its data iterator by now
+                self._iterator_seed.draw()
             if hasattr(self.model, "init_weights"):
                 self.model.init_weights()
             resume_from = self._checkpoint_to_resume()

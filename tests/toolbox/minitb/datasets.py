@@ -45,6 +45,37 @@ class PackMiniInputs:
 
 
 @DATA_SAMPLERS.register_module()
+class MiniBucketBatchSampler:
+    """Batches of indices of equal label parity; what is left is yielded, and the buckets emptied, after the
+    sampler's last index (as mmdet's ``AspectRatioBatchSampler``): a pass must be run to its end."""
+
+    def __init__(self, sampler, batch_size, drop_last=False):
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self._buckets = [[], []]
+
+    def __iter__(self):
+        for idx in self.sampler:
+            bucket = self._buckets[self.sampler.dataset.get_data_info(idx)["gt_label"] % 2]
+            bucket.append(idx)
+            if len(bucket) == self.batch_size:
+                yield bucket[:]
+                del bucket[:]
+        left = self._buckets[0] + self._buckets[1]
+        self._buckets = [[], []]
+        while left:
+            if len(left) <= self.batch_size:
+                if not self.drop_last:
+                    yield left[:]
+                left = []
+            else:
+                yield left[: self.batch_size]
+                left = left[self.batch_size:]
+
+    def __len__(self):
+        return (len(self.sampler) + self.batch_size - 1) // self.batch_size
+
+
+@DATA_SAMPLERS.register_module()
 class MiniRepeatSampler(Sampler):
     """Each index ``repeats`` times in a shuffled order that depends on the seed and the epoch (one process)."""
 

@@ -10,11 +10,20 @@ from minitb.registry import MODELS
 
 @MODELS.register_module()
 class MiniNet(BaseModule):
-    def __init__(self, in_channels=3, width=8, init_cfg=dict(type="Kaiming", layer="Conv2d")):
+    """``norm_eval``: the batch norm stays in eval mode in training, set by ``train()`` as mmcv's ResNet does."""
+
+    def __init__(self, in_channels=3, width=8, norm_eval=False, init_cfg=dict(type="Kaiming", layer="Conv2d")):
         super().__init__(init_cfg=init_cfg)
+        self.norm_eval = norm_eval
         self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
         self.bn = nn.BatchNorm2d(width)
         self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.norm_eval:
+            self.bn.eval()
+        return self
 
     def forward(self, x):
         return self.pool(F.relu(self.bn(self.conv(x)))).flatten(1)
@@ -42,15 +51,19 @@ class MiniDataPreprocessor(ImgDataPreprocessor):
 
 @MODELS.register_module()
 class MiniClassifier(BaseModel):
-    def __init__(self, backbone, head, data_preprocessor=None, init_cfg=None):
+    """``test_cfg.temperature`` is read as an attribute, as toolboxes read their settings (``test_cfg.mode``)."""
+
+    def __init__(self, backbone, head, data_preprocessor=None, test_cfg=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type="MiniDataPreprocessor"), init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
+        self.test_cfg = test_cfg
 
     def forward(self, inputs, data_samples=None, mode="tensor"):
         logits = self.head(self.backbone(inputs))
         if mode == "loss":
             return dict(loss=F.cross_entropy(logits, data_samples))
         if mode == "predict":
-            return [dict(pred=int(p), gt=int(g)) for p, g in zip(logits.argmax(1), data_samples)]
+            scores = (logits / self.test_cfg.temperature).softmax(1)
+            return [dict(pred=int(p), gt=int(g)) for p, g in zip(scores.argmax(1), data_samples)]
         return logits

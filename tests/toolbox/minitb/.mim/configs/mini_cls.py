@@ -3,15 +3,17 @@ _base_ = ["./_base_/mini_runtime.py"]
 data_root = "{{$MINITB_DATA:data/mini}}"
 model = dict(
     type="MiniClassifier",
-    backbone=dict(type="MiniNet", width=8),
+    backbone=dict(type="MiniNet", width=8, norm_eval=True),
     head=dict(type="MiniHead", in_channels=8, num_classes=3),
     data_preprocessor=dict(type="MiniDataPreprocessor", mean=[127.5] * 3, std=[64.0] * 3),
+    test_cfg=dict(temperature=2.0),
 )
 pipeline = [dict(type="LoadNpyImage"), dict(type="RandomFlipNoise", prob=0.5, std=8.0), dict(type="PackMiniInputs")]
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
     sampler=dict(type="MiniRepeatSampler", shuffle=True, repeats=2),
+    batch_sampler=dict(type="MiniBucketBatchSampler"),
     dataset=dict(type="MiniDataset", data_root=data_root, ann_file="train.json", data_prefix=dict(img_path="imgs"),
                  pipeline=pipeline),
 )

@@ -102,6 +102,7 @@ def ddp_strategy(cfg: Mapping[str, Any]) -> Strategy:
 def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[str, Any], ValidationSchedule]:
     """Trainer arguments for MMEngine's ``train_cfg``, and the validation schedule callback."""
     cfg = dict(train_cfg or {})
+    cfg.pop("_scope_", None)  # a pkg:: base's scope: MMEngine's loops are ours in every scope
     loop_type = cfg.pop("type", None)
     if loop_type is not None and "by_epoch" in cfg:
         raise ValueError("train_cfg takes 'type' or 'by_epoch', not both (as MMEngine)")
@@ -275,7 +276,7 @@ def check_loop_arguments(loops: Mapping[str, tuple[Any, Any, Any]], param_schedu
                 f"{name} type {loop_cfg['type']!r} is not supported: mm2lightning evaluates with MMEngine's "
                 f"{loop} (Lightning's loop); leave 'type' out or set {loop!r}"
             )
-        if set(loop_cfg) - {"type", "fp16"} or loop_cfg.get("fp16"):
+        if set(loop_cfg) - {"type", "fp16", "_scope_"} or loop_cfg.get("fp16"):
             raise ValueError(
                 f"{name}={dict(loop_cfg)!r} is not supported: mm2lightning evaluates with the default loop "
                 "(set precision through trainer_cfg=dict(precision=...))"

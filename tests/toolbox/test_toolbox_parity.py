@@ -17,7 +17,7 @@ from mm2lightning.runner.checkpoint import load_checkpoint_file
 pytest.importorskip("mmengine", reason="the toolbox parity tests compare with mmengine's Runner")
 
 HERE = Path(__file__).resolve().parent
-CONFIGS = HERE / "minitb" / ".mim" / "configs"
+CONFIGS = HERE / "minitb" / ".mim" / "configs" / "mini"
 COMMAND = Path(sys.executable).with_name("mm2lightning")
 sys.path.insert(0, str(HERE))
 from minitb_data import write_minitb_data  # noqa: E402

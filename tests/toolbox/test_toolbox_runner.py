@@ -14,7 +14,7 @@ from mm2lightning.runner import Runner
 
 pytest.importorskip("mmengine", reason="minitb is built on mmengine's registries")
 HERE = Path(__file__).resolve().parent
-CONFIG = HERE / "minitb" / ".mim" / "configs" / "mini_cls.py"
+CONFIG = HERE / "minitb" / ".mim" / "configs" / "mini" / "mini_cls.py"
 sys.path.insert(0, str(HERE))
 from minitb_data import write_minitb_data  # noqa: E402
 
@@ -75,3 +75,15 @@ def minitb_metric(cfg):
     from minitb.evaluation import MiniAccuracy
 
     return MiniAccuracy()
+
+
+def test_a_config_on_a_pkg_base_carries_the_scope_into_mmengines_own_settings(cfg, tmp_path):
+    """``_base_ = 'minitb::...'`` adds ``_scope_`` to every dict with a ``type``, loops and built-in hooks
+    included (as MMEngine's Config): the Runner takes them as MMEngine does."""
+    user = tmp_path / "user.py"
+    user.write_text("_base_ = ['minitb::mini/mini_cls_iter.py']\n")
+    config = Config.fromfile(user)
+    assert config.train_cfg._scope_ == config.val_cfg._scope_ == config.default_hooks.logger._scope_ == "minitb"
+    config.work_dir = cfg.work_dir
+    runner = Runner.from_cfg(config)
+    assert runner.trainer.max_steps == 14 and runner.trainer.log_every_n_steps == 2

@@ -1,4 +1,4 @@
-_base_ = ["./_base_/mini_runtime.py"]
+_base_ = ["../_base_/mini_runtime.py"]
 
 data_root = "{{$MINITB_DATA:data/mini}}"
 model = dict(

@@ -8,3 +8,5 @@ param_scheduler = [
 ]
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=7))
 log_processor = dict(by_epoch=False)
+val_cfg = dict(type="ValLoop")
+test_cfg = dict(type="TestLoop")

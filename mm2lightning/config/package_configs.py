@@ -27,8 +27,8 @@ from mm2lightning.config.errors import ConfigError, ConfigFileNotFoundError, Con
 
 PACKAGE_SEP = "::"
 
-# Module name -> pip distribution name, as MMEngine's ``mmengine.config.utils.MODULE2PACKAGE`` (``PKG2PROJECT``).
-PKG2PROJECT = {
+#: Module name -> pip distribution name of OpenMMLab toolboxes, as ``mmengine.config.utils.MODULE2PACKAGE``.
+MODULE2PACKAGE: dict[str, str] = {
     "mmcls": "mmcls",
     "mmdet": "mmdet",
     "mmdet3d": "mmdet3d",
@@ -49,6 +49,7 @@ PKG2PROJECT = {
     "mmpretrain": "mmpretrain",
     "mmagic": "mmagic",
 }
+PKG2PROJECT = MODULE2PACKAGE  # MMEngine's older name
 SCOPE_KEY = "_scope_"
 
 

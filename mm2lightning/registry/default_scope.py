@@ -6,30 +6,10 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mm2lightning.config.package_configs import MODULE2PACKAGE
 from mm2lightning.utils import ManagerMixin
 
-#: Scope name -> pip distribution of OpenMMLab toolboxes (MMEngine's ``MODULE2PACKAGE``).
-MODULE2PACKAGE: dict[str, str] = {
-    "mmcls": "mmcls",
-    "mmdet": "mmdet",
-    "mmdet3d": "mmdet3d",
-    "mmseg": "mmsegmentation",
-    "mmaction": "mmaction2",
-    "mmtrack": "mmtrack",
-    "mmpose": "mmpose",
-    "mmedit": "mmedit",
-    "mmocr": "mmocr",
-    "mmgen": "mmgen",
-    "mmfewshot": "mmfewshot",
-    "mmrazor": "mmrazor",
-    "mmflow": "mmflow",
-    "mmhuman3d": "mmhuman3d",
-    "mmrotate": "mmrotate",
-    "mmselfsup": "mmselfsup",
-    "mmyolo": "mmyolo",
-    "mmpretrain": "mmpretrain",
-    "mmagic": "mmagic",
-}
+__all__ = ["MODULE2PACKAGE", "DefaultScope"]
 
 _overwrite_ids = itertools.count()
 
@@ -82,8 +62,3 @@ class DefaultScope(ManagerMixin):
             cls._instance_dict.clear()
             cls._instance_dict.update(saved)
 
-
-def current_scope_name() -> str | None:
-    """The current default scope's name, or ``None``."""
-    current = DefaultScope.get_current_instance()
-    return None if current is None else current.scope_name

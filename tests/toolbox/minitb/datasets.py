@@ -2,10 +2,10 @@
 
 import numpy as np
 import torch
-from mmengine.dataset import BaseDataset
+from mmengine.dataset import BaseDataset, pseudo_collate
 from torch.utils.data import Sampler
 
-from minitb.registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
+from minitb.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, TRANSFORMS
 
 
 @DATASETS.register_module()
@@ -42,6 +42,14 @@ class PackMiniInputs:
     def __call__(self, results):
         inputs = torch.from_numpy(np.ascontiguousarray(results["img"].transpose(2, 0, 1)))
         return dict(inputs=inputs, data_samples=dict(gt_label=int(results["gt_label"])))
+
+
+@FUNCTIONS.register_module()
+def mini_collate(data_batch, scale=1):
+    """MMEngine's pseudo_collate, the images multiplied by ``scale`` (a bound argument of the config)."""
+    batch = pseudo_collate(data_batch)
+    batch["inputs"] = [img * scale for img in batch["inputs"]]
+    return batch
 
 
 @DATA_SAMPLERS.register_module()

@@ -2,6 +2,7 @@
 
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -14,6 +15,7 @@ MODELS = Registry("model", parent=MMENGINE_MODELS, locations=["minitb.models"])
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, locations=["minitb.datasets"])
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, locations=["minitb.datasets"])
 DATA_SAMPLERS = Registry("data sampler", parent=MMENGINE_DATA_SAMPLERS, locations=["minitb.datasets"])
+FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, locations=["minitb.datasets"])
 METRICS = Registry("metric", parent=MMENGINE_METRICS, locations=["minitb.evaluation"])
 HOOKS = Registry("hook", parent=MMENGINE_HOOKS, locations=["minitb.engine"])
 OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, locations=["minitb.engine"])

@@ -14,6 +14,7 @@ train_dataloader = dict(
     num_workers=0,
     sampler=dict(type="MiniRepeatSampler", shuffle=True, repeats=2),
     batch_sampler=dict(type="MiniBucketBatchSampler"),
+    collate_fn=dict(type="minitb.mini_collate", scale=1),  # MMEngine finds functions by root lookup: scoped
     dataset=dict(type="MiniDataset", data_root=data_root, ann_file="train.json", data_prefix=dict(img_path="imgs"),
                  pipeline=pipeline),
 )

@@ -60,8 +60,11 @@ class WholePasses:
 def whole_passes(loader: DataLoader) -> None:
     """Make each pass of ``loader`` run a custom, finite batch sampler to its end (see :class:`WholePasses`)."""
     batch_sampler = loader.batch_sampler
-    if batch_sampler is None or type(batch_sampler) is BatchSampler or isinstance(loader.sampler, InfiniteSampler):
+    if batch_sampler is None or type(batch_sampler) is BatchSampler:
         return
+    samplers = (loader.sampler, getattr(batch_sampler, "sampler", None))
+    if any(cls.__name__ == "InfiniteSampler" for sampler in samplers for cls in type(sampler).__mro__):
+        return  # a stream without end (ours or mmengine's InfiniteSampler): nothing runs after a last batch
     object.__setattr__(loader, "batch_sampler", WholePasses(batch_sampler))  # DataLoader forbids setattr
 
 

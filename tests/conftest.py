@@ -25,12 +25,17 @@ def log_text(tmp_path, request):
 
 
 @pytest.fixture(autouse=True)
-def _default_scope_restored():
-    """Each test starts and ends with the default scopes it found (a Runner's ``default_scope`` stays current
-    in a process, ours and, for a toolbox on mmengine's registries, MMEngine's)."""
+def _process_state_restored():
+    """Each test ends with the process-wide state it found: the default scopes (a Runner's ``default_scope``
+    stays current in a process, ours and, for a toolbox on mmengine's registries, MMEngine's) and torch's
+    deterministic-algorithms flag (``randomness=dict(deterministic=True)`` sets it for the process)."""
     import sys
 
+    import torch
+
     from mm2lightning.registry import DefaultScope
+
+    deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
 
     scopes = [DefaultScope]
     if "mmengine.registry" in sys.modules:
@@ -40,3 +45,4 @@ def _default_scope_restored():
     for cls, instances in zip(scopes, saved):
         cls._instance_dict.clear()
         cls._instance_dict.update(instances)
+    torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])

@@ -167,8 +167,9 @@ class TrainLogPath:
         self._start_iter, self._time_total = trainer.global_step, 0.0  # as IterTimerHook.before_train
         self._t = time.time()  # also for a run resumed inside an epoch (no epoch start)
 
-    def on_train_epoch_start(self) -> None:
-        """As ``IterTimerHook``'s ``before_*_epoch``: the clock for the epoch's first ``data_time``."""
+    def start_clock(self) -> None:
+        """As ``IterTimerHook``'s ``before_train_epoch``/``before_val_epoch``/``before_test_epoch``: the clock
+        for the epoch's first ``data_time``."""
         self._t = time.time()
 
     def before_eval_iter(self, stage: str) -> None:

@@ -334,7 +334,7 @@ class MMLightningModule(pl.LightningModule):
         # As MMEngine's loops: the model's own train() runs (a toolbox backbone's norm_eval/frozen_stages keep
         # their layers in eval mode there); Lightning restores these modes after each validation.
         self.model.train()
-        self._log_path.on_train_epoch_start()
+        self._log_path.start_clock()  # as IterTimerHook.before_train_epoch
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: Any, batch_idx: int) -> Mapping[str, Any]:
@@ -378,7 +378,7 @@ class MMLightningModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._share_dataset_meta(self.trainer.val_dataloaders, self.val_evaluator)
-        self._log_path.on_train_epoch_start()  # the clock, as IterTimerHook.before_val_epoch
+        self._log_path.start_clock()  # as IterTimerHook.before_val_epoch
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._evaluate_epoch(self.val_evaluator, "val", self.trainer.val_dataloaders)
@@ -397,7 +397,7 @@ class MMLightningModule(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._share_dataset_meta(self.trainer.test_dataloaders, self.test_evaluator)
-        self._log_path.on_train_epoch_start()  # the clock, as IterTimerHook.before_test_epoch
+        self._log_path.start_clock()  # as IterTimerHook.before_test_epoch
 
     def on_test_epoch_end(self) -> None:
         self.test_metrics = self._evaluate_epoch(self.test_evaluator, "test", self.trainer.test_dataloaders)

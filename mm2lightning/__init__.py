@@ -3,13 +3,13 @@
 The core (:mod:`mm2lightning.model`, :mod:`mm2lightning.optim`,
 :mod:`mm2lightning.registry`) is plain PyTorch and does not import Lightning;
 ``from mm2lightning import MMLightningModule`` (or ``SeparateDDPStrategy``,
-``MMDDPStrategy``) imports the Lightning bridge on first use.
+``MMDDPStrategy``, ``MMFSDPStrategy``) imports the Lightning bridge on first use.
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
-_LIGHTNING_NAMES = ("MMDDPStrategy", "MMLightningModule", "SeparateDDPStrategy")
+_LIGHTNING_NAMES = ("MMDDPStrategy", "MMFSDPStrategy", "MMLightningModule", "SeparateDDPStrategy")
 __all__ = [*_LIGHTNING_NAMES, "__version__"]
 
 

@@ -11,6 +11,8 @@ import torch
 from lightning.pytorch.strategies import ParallelStrategy
 from torch import nn
 
+from mm2lightning.optim.backend import TORCH_BACKEND
+
 
 def _no_closure() -> None:
     """The closure handed to the strategy: train_step already ran forward and backward."""
@@ -62,6 +64,13 @@ class LightningBackend:
         if self._before_step is not None:
             before_step, self._before_step = self._before_step, None
             before_step()
+
+    def holds_grads(self, optimizer: torch.optim.Optimizer) -> bool:
+        """``param.grad`` of the optimizer's parameters, or the strategy's own unsynchronised gradients."""
+        if TORCH_BACKEND.holds_grads(optimizer):
+            return True
+        holds = getattr(self._module.trainer.strategy, "holds_unsynced_grads", None)
+        return holds is not None and holds(optimizer)
 
     @contextmanager
     def no_sync(self, model: nn.Module) -> Iterator[None]:

@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
 from mm2lightning.lightning.backend import LightningBackend
+from mm2lightning.lightning.fsdp import MMFSDPStrategy
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.logging import TrainLogPath
 from mm2lightning.logging import MessageHub
@@ -54,17 +55,17 @@ def check_strategy_support(strategy: Strategy, optim_wrapper: OptimWrapper) -> N
     """Refuse, before training, what a strategy cannot do with ``train_step``-driven manual optimization.
 
     Raises:
-        MisconfigurationException: FSDP or model-parallel strategies (Lightning does not support manual
-            optimization there); DeepSpeed with several optim wrappers, ``AmpOptimWrapper``, accumulation or
+        MisconfigurationException: Lightning's FSDP or model-parallel strategies (no manual optimization
+            there; ``'fsdp_mm'`` shards under ``train_step``); DeepSpeed with several optim wrappers, ``AmpOptimWrapper``, accumulation or
             ``clip_grad`` (DeepSpeed's engine owns those); an ``OptimWrapperDict`` under Lightning's whole-model
             ``'ddp'`` without ``find_unused_parameters``.
     """
     name = type(strategy).__name__
-    if isinstance(strategy, (FSDPStrategy, ModelParallelStrategy)):
+    if isinstance(strategy, (FSDPStrategy, ModelParallelStrategy)) and not isinstance(strategy, MMFSDPStrategy):
         raise MisconfigurationException(
             f"{name} does not support manual optimization in Lightning (backward runs in training_step, outside "
-            "the sharded module's forward), and train_step needs it. Use strategy='ddp', 'ddp_separate' "
-            "(mm2lightning.SeparateDDPStrategy) or DeepSpeed with a single optimizer."
+            "the sharded module's forward), and train_step needs it. To shard the model, use strategy='fsdp_mm' "
+            "(mm2lightning.MMFSDPStrategy: FSDP2 under train_step); else 'ddp' or 'ddp_separate'."
         )
     wrappers = _wrappers(optim_wrapper)
     if isinstance(strategy, DeepSpeedStrategy):

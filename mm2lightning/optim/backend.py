@@ -49,6 +49,10 @@ class OptimBackend(Protocol):
     def no_sync(self, model: nn.Module) -> AbstractContextManager[Any]:
         """A context in which forward/backward passes do not synchronise gradients."""
 
+    def holds_grads(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Whether gradients of ``optimizer``'s parameters are held (e.g. an accumulation window restored on
+        resume); engines that keep unsynchronised gradients elsewhere than ``param.grad`` say so here."""
+
 
 class TorchBackend:
     """Plain PyTorch: ``loss.backward()``, ``optimizer.step()``, ``model.no_sync()`` if it has one."""
@@ -66,6 +70,9 @@ class TorchBackend:
     def no_sync(self, model: nn.Module) -> AbstractContextManager[Any]:
         no_sync = getattr(model, "no_sync", None)
         return no_sync() if no_sync is not None else nullcontext()
+
+    def holds_grads(self, optimizer: torch.optim.Optimizer) -> bool:
+        return any(p.grad is not None for group in optimizer.param_groups for p in group["params"])
 
 
 TORCH_BACKEND = TorchBackend()

@@ -190,7 +190,7 @@ class OptimWrapper(BaseOptimWrapper):
         self._inner_count = init_counts
         self._max_counts = max_counts
         mid_window = init_counts % self._accumulative_counts != 0
-        if mid_window and not any(p.grad is not None for g in self.optimizer.param_groups for p in g["params"]):
+        if mid_window and not self.backend.holds_grads(self.optimizer):
             log.warning(
                 "Resumed iteration number %d is not divisible by accumulative_counts=%d: the gradients "
                 "of the interrupted accumulation window are lost, which may change results slightly.",

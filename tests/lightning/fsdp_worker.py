@@ -1,0 +1,153 @@
+"""One sharded training run for the FSDP2 tests: ``python fsdp_worker.py CASE OUT_DIR [resume]``.
+
+Lightning's launcher re-runs this command for rank 1. Each rank trains on its own half of the data and saves
+to ``OUT_DIR/<case>[_resumed]_rank<r>.pt``: the full (gathered) parameters at the end, the number of
+reduce-scatters each iteration ran, and the size of its shard of every parameter.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from ddp_worker import ShardData  # noqa: E402
+from gan import GAN_OPTIM, GAN_SCHEDULERS, make_gan_class, ring_dataset  # noqa: E402
+from models import Net, net_data  # noqa: E402
+
+from mm2lightning import MMFSDPStrategy, MMLightningModule  # noqa: E402
+from mm2lightning.model import BaseModel  # noqa: E402
+
+NET_OPTIM = dict(
+    optimizer=dict(type="SGD", lr=0.05, momentum=0.9), accumulative_counts=3, clip_grad=dict(max_norm=0.5)
+)
+NET_SCHEDULER = dict(type="MultiStepLR", milestones=[4], gamma=0.5, by_epoch=False)
+AMP_OPTIM = dict(type="AmpOptimWrapper", dtype="float16", optimizer=dict(type="SGD", lr=0.05))
+
+
+class _InfInGrad(torch.autograd.Function):
+    """Identity, whose backward puts inf into one element of the gradient."""
+
+    @staticmethod
+    def forward(ctx, tensor, index):
+        ctx.index = index
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        grad[ctx.index] = float("inf")
+        return grad, None
+
+
+class SpikyLinear(nn.Linear):
+    """A linear layer that can put inf into one element of its bias gradient (a float16 overflow on one rank)."""
+
+    spike_at: int | None = None
+
+    def forward(self, x):
+        bias = self.bias if self.spike_at is None else _InfInGrad.apply(self.bias, self.spike_at)
+        return F.linear(x, self.weight, bias)
+
+
+class SpikyNet(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(SpikyLinear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+
+
+class SpikeOnRank0(L.Callback):
+    """At iteration 2, rank 0's gradient of the last bias element overflows: after the reduce-scatter, only
+    rank 1's shard holds the inf."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        spike = 15 if trainer.global_rank == 0 and trainer.global_step == 2 else None
+        pl_module.model.body[0].spike_at = spike
+
+
+class ReduceScatterCounter(L.Callback):
+    """Counts the reduce-scatters FSDP runs in each iteration (``dist.reduce_scatter_single``)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.per_iteration: list[int] = []
+        self.grad_norms: list = []
+        self.scales: list[float] = []
+        original = dist.reduce_scatter_single
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        dist.reduce_scatter_single = counted
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.per_iteration.append(self.calls)
+        self.calls = 0
+        norm = getattr(pl_module.optim_wrapper, "grad_norm", None)
+        self.grad_norms.append(None if norm is None else (type(norm).__name__, float(norm)))
+        scaler = getattr(pl_module.optim_wrapper, "loss_scaler", None)
+        if scaler is not None:
+            self.scales.append(scaler.get_scale())
+
+
+def build(case: str) -> tuple[MMLightningModule, ShardData, object]:
+    rank = int(os.environ.get("LOCAL_RANK", 0))
+    if case in ("net_fsdp", "net_ddp", "net_ckpt"):
+        module = MMLightningModule(Net(), optim_wrapper=NET_OPTIM, param_scheduler=NET_SCHEDULER)
+        strategy = "ddp" if case == "net_ddp" else MMFSDPStrategy(auto_wrap_policy={nn.Linear})
+        return module, ShardData(net_data()), strategy
+    if case.startswith("amp_"):  # float16 with an overflow on one rank at iteration 2
+        module = MMLightningModule(SpikyNet(), optim_wrapper=AMP_OPTIM)
+        strategy = "ddp" if case == "amp_ddp" else MMFSDPStrategy(auto_wrap_policy={nn.Linear})
+        return module, ShardData(net_data()), strategy
+    if case == "gan_fsdp":
+        model = make_gan_class(BaseModel)(noise_seeds=[1 + rank])
+        module = MMLightningModule(model, optim_wrapper=GAN_OPTIM, param_scheduler=GAN_SCHEDULERS)
+        return module, ShardData(ring_dataset(48)), "fsdp_mm"
+    raise ValueError(case)
+
+
+def main() -> None:
+    case, out = sys.argv[1], Path(sys.argv[2])
+    resume = "resume" in sys.argv[3:]
+    module, data, strategy = build(case)
+    counter = ReduceScatterCounter()
+    callbacks = [counter, SpikeOnRank0()] if case.startswith("amp_") else [counter]
+    if case == "net_ckpt":
+        callbacks.append(ModelCheckpoint(dirpath=out / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}"))
+    trainer = L.Trainer(
+        accelerator="cpu", devices=2, max_epochs=2, use_distributed_sampler=False, logger=False,
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=case == "net_ckpt",
+        callbacks=callbacks, strategy=strategy,
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=out / "ckpt" / "epoch=0.ckpt" if resume else None)
+    params = module.model.state_dict()
+    record = dict(
+        global_step=trainer.global_step,
+        reduce_scatters=counter.per_iteration,
+        grad_norms=counter.grad_norms,
+        scales=counter.scales,
+        scaler=(lambda s: None if s is None else (type(s).__name__, s.get_scale()))(
+            getattr(module.optim_wrapper, "loss_scaler", None)
+        ),
+        params={k: v.full_tensor() if hasattr(v, "full_tensor") else v.detach().clone() for k, v in params.items()},
+        local_numel={k: (v.to_local() if hasattr(v, "to_local") else v).numel() for k, v in params.items()},
+        units=sorted(getattr(trainer.strategy, "shard_units", {})),
+    )
+    torch.save(record, out / f"{case}{'_resumed' if resume else ''}_rank{trainer.global_rank}.pt")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,11 +25,13 @@ import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
 from lightning.fabric.utilities.optimizer import _optimizers_to_device
+from lightning.pytorch.overrides.distributed import _sync_module_states
 from lightning.pytorch.strategies import ModelParallelStrategy, StrategyRegistry
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import DTensor
 from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
 from mm2lightning.lightning.fsdp_units import WrapPolicy, shard_unit_names
@@ -188,6 +190,7 @@ class MMFSDPStrategy(ModelParallelStrategy):
 
     def _shard(self, model: nn.Module) -> dict[str, FSDPModule]:
         names = shard_unit_names(model, self.auto_wrap_policy)
+        _sync_module_states(model)  # rank 0's weights, as DDP starts from: each rank keeps its shard of them
         kwargs = dict(
             mesh=self.device_mesh,
             reshard_after_forward=self.reshard_after_forward,
@@ -226,11 +229,15 @@ class MMFSDPStrategy(ModelParallelStrategy):
         )
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """The model's full (unsharded) state dict, gathered on every rank to the CPU, with the model's own keys."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        """The model's full (unsharded) state dict with the model's own keys, on the CPU of every rank.
 
-        model = self.lightning_module.model
-        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        A collective: every rank calls it. For a checkpoint of the full state in one file, use
+        ``save_distributed_checkpoint=False`` (gathered to rank 0 only).
+        """
+        return {
+            key: (value.full_tensor() if isinstance(value, DTensor) else value).detach().cpu()
+            for key, value in self.lightning_module.model.state_dict().items()
+        }
 
     # ---------------------------------------------------------- checkpoints
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath: Any, storage_options: Any | None = None) -> None:

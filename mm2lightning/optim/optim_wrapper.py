@@ -172,7 +172,8 @@ class OptimWrapper(BaseOptimWrapper):
         if params:
             grad = self.clip_func(params, **self.clip_grad_kwargs)
             if grad is not None:
-                self.grad_norm = grad.detach()
+                full_tensor = getattr(grad, "full_tensor", None)  # the norm over sharded (DTensor) parameters
+                self.grad_norm = (grad if full_tensor is None else full_tensor()).detach()
 
     # ------------------------------------------------------------- accumulation
     def optim_context(self, model: nn.Module) -> AbstractContextManager[Any]:

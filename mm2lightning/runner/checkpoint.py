@@ -88,7 +88,8 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     MMEngine's ``HistoryBuffer`` entries come back as :class:`HistoryBufferData`.
 
     Args:
-        path: The checkpoint file.
+        path: The checkpoint file, or a sharded checkpoint folder (gathered whole, see
+            :func:`mm2lightning.runner.sharded_checkpoint.load_sharded_checkpoint`).
         map_location: As ``torch.load``'s.
 
     Returns:
@@ -102,6 +103,8 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        return _load_checkpoint_folder(path)
     if not zipfile.is_zipfile(path):
         raise CheckpointError(
             f"{path}: not a PyTorch checkpoint (not a zip archive written by torch.save, the only format read)"
@@ -118,6 +121,21 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: holds a {type(checkpoint).__name__}, not a checkpoint dict")
     return checkpoint
+
+
+def _load_checkpoint_folder(path: Path) -> dict[str, Any]:
+    from mm2lightning.runner.sharded_checkpoint import is_sharded_checkpoint, load_sharded_checkpoint
+
+    if not is_sharded_checkpoint(path):
+        raise CheckpointError(
+            f"{path}: a directory, not a checkpoint (a sharded checkpoint folder holds a .metadata index)"
+        )
+    try:
+        return load_sharded_checkpoint(path)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path}: not loaded, because loading it could run code from the folder: {err}") from None
+    except Exception as err:  # a damaged folder: whatever torch raised
+        raise CheckpointError(f"{path}: not a readable sharded checkpoint ({_describe(err)})") from None
 
 
 def checkpoint_kind(checkpoint: Mapping[str, Any]) -> CheckpointKind:

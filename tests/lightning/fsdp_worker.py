@@ -76,6 +76,19 @@ class SpikeOnRank0(L.Callback):
         pl_module.model.body[0].spike_at = spike
 
 
+def gathered(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The full parameters (gathered from every rank's shard: a collective, so every rank calls it)."""
+    return {k: v.full_tensor() if hasattr(v, "full_tensor") else v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class EpochWeights(L.Callback):
+    def __init__(self) -> None:
+        self.weights: list[dict[str, torch.Tensor]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.weights.append(gathered(pl_module.model))
+
+
 class ReduceScatterCounter(L.Callback):
     """Counts the reduce-scatters FSDP runs in each iteration (``dist.reduce_scatter_single``)."""
 
@@ -113,18 +126,45 @@ def build(case: str) -> tuple[MMLightningModule, ShardData, object]:
         strategy = "ddp" if case == "amp_ddp" else MMFSDPStrategy(auto_wrap_policy={nn.Linear})
         return module, ShardData(net_data()), strategy
     if case == "gan_fsdp":
-        model = make_gan_class(BaseModel)(noise_seeds=[1 + rank])
+        # each rank initialises differently: training starts from rank 0's weights, as under DDP
+        model = make_gan_class(BaseModel)(seed=rank, noise_seeds=[1 + rank])
         module = MMLightningModule(model, optim_wrapper=GAN_OPTIM, param_scheduler=GAN_SCHEDULERS)
         return module, ShardData(ring_dataset(48)), "fsdp_mm"
     raise ValueError(case)
 
 
+def misuse(out: Path) -> None:
+    """One process: each misuse in its own Trainer; the errors go to ``OUT_DIR/misuse.pt``."""
+    from lightning.pytorch.demos.boring_classes import BoringModel
+    from torch.utils.data import DataLoader
+
+    attempts = dict(
+        not_mm_module=(BoringModel(), "fsdp_mm"),
+        policy_matches_nothing=(MMLightningModule(Net(), optim_wrapper=NET_OPTIM), MMFSDPStrategy(auto_wrap_policy={nn.Conv2d})),
+    )
+    errors = {}
+    for name, (module, strategy) in attempts.items():
+        trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=1, strategy=strategy,
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        data = DataLoader(net_data(8), batch_size=4) if isinstance(module, MMLightningModule) else None
+        try:
+            trainer.fit(module, data)
+            errors[name] = None
+        except Exception as exc:
+            errors[name] = (type(exc).__name__, str(exc))
+    torch.save(errors, out / "misuse.pt")
+
+
 def main() -> None:
     case, out = sys.argv[1], Path(sys.argv[2])
+    if case == "misuse":
+        misuse(out)
+        return
     resume = "resume" in sys.argv[3:]
     module, data, strategy = build(case)
     counter = ReduceScatterCounter()
-    callbacks = [counter, SpikeOnRank0()] if case.startswith("amp_") else [counter]
+    epochs = EpochWeights()
+    callbacks = [counter, epochs, *([SpikeOnRank0()] if case.startswith("amp_") else [])]
     if case == "net_ckpt":
         callbacks.append(ModelCheckpoint(dirpath=out / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}"))
     trainer = L.Trainer(
@@ -134,6 +174,7 @@ def main() -> None:
     )
     trainer.fit(module, datamodule=data, ckpt_path=out / "ckpt" / "epoch=0.ckpt" if resume else None)
     params = module.model.state_dict()
+    full_state = trainer.strategy.full_state_dict() if isinstance(trainer.strategy, MMFSDPStrategy) else None
     record = dict(
         global_step=trainer.global_step,
         reduce_scatters=counter.per_iteration,
@@ -142,7 +183,9 @@ def main() -> None:
         scaler=(lambda s: None if s is None else (type(s).__name__, s.get_scale()))(
             getattr(module.optim_wrapper, "loss_scaler", None)
         ),
-        params={k: v.full_tensor() if hasattr(v, "full_tensor") else v.detach().clone() for k, v in params.items()},
+        params=gathered(module.model),
+        epoch_weights=epochs.weights,
+        full_state_dict=full_state,
         local_numel={k: (v.to_local() if hasattr(v, "to_local") else v).numel() for k, v in params.items()},
         units=sorted(getattr(trainer.strategy, "shard_units", {})),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -54,6 +55,14 @@ def find_latest_checkpoint(work_dir: str | os.PathLike) -> Path | None:
     path = Path(pointer.read_text().strip())
     moved = Path(work_dir) / path.name
     return moved if not path.is_file() and moved.is_file() else path
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint file, or a sharded checkpoint's folder (``strategy='fsdp_mm'``)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -160,7 +169,7 @@ class MMCheckpoint(pl.Callback):
         if trainer.is_global_zero:
             _write_atomic(self.work_dir / LAST_CHECKPOINT_FILE, str(path.resolve()))
             for old in removed:
-                old.unlink(missing_ok=True)
+                remove_checkpoint(old)
 
     def state_dict(self) -> dict[str, Any]:
         """The kept and best checkpoints, so that a resumed run goes on deleting and comparing as MMEngine's."""
@@ -207,7 +216,7 @@ class MMCheckpoint(pl.Callback):
             path = self.out_dir / f"best_{key.replace('/', '_')}_{suffix}.ckpt"
             trainer.save_checkpoint(path, weights_only=True)
             if trainer.is_global_zero and best["path"] is not None and best["path"] != path:
-                best["path"].unlink(missing_ok=True)
+                remove_checkpoint(best["path"])
             best["path"] = path
             updated = True
         if updated and self._last_regular is not None and self._last_regular[0] == trainer.global_step:

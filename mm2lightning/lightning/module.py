@@ -377,6 +377,11 @@ class MMLightningModule(pl.LightningModule):
         self._log_path.after_eval_iter("val")
         return outputs
 
+    def on_validation_model_zero_grad(self) -> None:
+        """Keep the gradients: Lightning releases them before validating, which would drop an accumulation window
+        that validation interrupts. As in MMEngine, the window's gradients wait for its remaining micro-batches
+        (the optim wrappers release them after each step)."""
+
     def on_validation_epoch_start(self) -> None:
         self._share_dataset_meta(self.trainer.val_dataloaders, self.val_evaluator)
         self._log_path.start_clock()  # as IterTimerHook.before_val_epoch

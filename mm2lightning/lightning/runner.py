@@ -31,7 +31,7 @@ from mm2lightning.lightning.vis_loggers import runner_visualizer
 from mm2lightning.lightning.runner_args import (
     check_loop_arguments,
     Launcher,
-    ddp_strategy,
+    runner_strategy,
     default_loggers,
     hook_callbacks,
     launcher_trainer_args,
@@ -61,9 +61,10 @@ class Runner:
     ``max_epochs``/``max_steps`` and the validation schedule (``val_interval``, ``val_begin``, and after the
     last epoch or iteration); ``default_hooks``' ``CheckpointHook`` saves Lightning checkpoints
     (``epoch_N.ckpt``/``iter_N.ckpt``, ``best_*.ckpt``) in ``work_dir`` and ``LoggerHook``'s ``interval`` is
-    ``log_every_n_steps``; ``launcher`` and ``cfg.model_wrapper_cfg`` choose the devices, the cluster environment
-    and the DDP strategy. Metrics go to a ``CSVLogger`` under ``work_dir/<timestamp>`` (and TensorBoard when
-    installed).
+    ``log_every_n_steps``; ``launcher`` and ``cfg.model_wrapper_cfg`` (or FlexibleRunner's ``cfg.strategy``)
+    choose the devices, the cluster environment and the strategy (DDP, or ``'fsdp_mm'`` for
+    ``FSDPStrategy``/``MMFullyShardedDataParallel``). Metrics go to a ``CSVLogger`` under
+    ``work_dir/<timestamp>`` (and TensorBoard when installed).
 
     Beyond MMEngine's arguments:
 
@@ -293,7 +294,7 @@ class Runner:
             callbacks.append(self._schedule)
         kwargs.update(launcher_trainer_args(self.launcher))
         if self.launcher != "none":
-            kwargs["strategy"] = ddp_strategy(self.cfg)
+            kwargs["strategy"] = runner_strategy(self.cfg)
         loggers = (
             self._loggers if self._loggers is not None
             else self._vis_loggers if self._vis_loggers is not None

@@ -17,6 +17,7 @@ from lightning.pytorch.strategies import DDPStrategy, Strategy
 
 from mm2lightning.hooks.hook_list import HookList
 from mm2lightning.lightning.callbacks import MMCheckpoint, ValidationSchedule
+from mm2lightning.lightning.fsdp_config import FSDP_STRATEGY_TYPES, FSDP_WRAPPER_TYPES, fsdp_strategy
 from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
 from mm2lightning.model.wrappers import MMDistributedDataParallel, MMSeparateDistributedDataParallel
 from mm2lightning.optim import OptimWrapper, OptimWrapperDict
@@ -75,9 +76,25 @@ def launcher_trainer_args(launcher: str) -> dict[str, Any]:
     return dict(devices=devices, num_nodes=nodes, plugins=[SLURMEnvironment()])
 
 
-def ddp_strategy(cfg: Mapping[str, Any]) -> Strategy:
-    """The Lightning strategy for MMEngine's ``cfg.model_wrapper_cfg`` (default: ``MMDistributedDataParallel``)."""
+def runner_strategy(cfg: Mapping[str, Any]) -> Strategy:
+    """The Lightning strategy for a distributed run: FlexibleRunner's ``cfg.strategy`` (``FSDPStrategy``, or
+    ``DDPStrategy`` with a ``model_wrapper``), else MMEngine's ``cfg.model_wrapper_cfg`` (default:
+    ``MMDistributedDataParallel``; ``MMFullyShardedDataParallel`` shards with ``'fsdp_mm'``)."""
     wrapper_cfg = cfg.get("model_wrapper_cfg")
+    strategy_cfg = cfg.get("strategy")
+    if strategy_cfg is not None:
+        strategy_cfg = {k: v for k, v in dict(strategy_cfg).items() if k != "_scope_"}
+        kind = strategy_cfg.get("type")
+        if kind in FSDP_STRATEGY_TYPES:
+            return fsdp_strategy(strategy_cfg)
+        if kind != "DDPStrategy" or set(strategy_cfg) - {"type", "model_wrapper"}:
+            raise ValueError(
+                f"strategy={strategy_cfg!r}: mm2lightning maps FlexibleRunner's FSDPStrategy and "
+                "DDPStrategy(model_wrapper=...) to Lightning strategies; other strategies or options are not supported"
+            )
+        wrapper_cfg = strategy_cfg.get("model_wrapper") or wrapper_cfg
+    if wrapper_cfg is not None and wrapper_cfg.get("type") in FSDP_WRAPPER_TYPES:
+        return fsdp_strategy(wrapper_cfg)
     if wrapper_cfg is None:  # MMEngine's default path: whole-model DDP without buffer broadcasts
         return DDPStrategy(
             find_unused_parameters=cfg.get("find_unused_parameters", False), broadcast_buffers=False

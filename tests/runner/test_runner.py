@@ -520,28 +520,28 @@ def test_model_wrapper_cfg_chooses_the_strategy():
     from lightning.pytorch.strategies import DDPStrategy
 
     from mm2lightning import MMDDPStrategy, SeparateDDPStrategy
-    from mm2lightning.lightning.runner_args import ddp_strategy
+    from mm2lightning.lightning.runner_args import runner_strategy
     from mm2lightning.registry import MODEL_WRAPPERS, RegistryError
 
-    default = ddp_strategy(dict(find_unused_parameters=True))  # MMEngine's default path
+    default = runner_strategy(dict(find_unused_parameters=True))  # MMEngine's default path
     assert type(default) is DDPStrategy
     assert default._ddp_kwargs == dict(find_unused_parameters=True, broadcast_buffers=False)
-    whole = ddp_strategy(dict(model_wrapper_cfg=dict(type="MMDistributedDataParallel", find_unused_parameters=True)))
+    whole = runner_strategy(dict(model_wrapper_cfg=dict(type="MMDistributedDataParallel", find_unused_parameters=True)))
     assert type(whole) is DDPStrategy and whole._ddp_kwargs == dict(find_unused_parameters=True)
-    custom = ddp_strategy(dict(model_wrapper_cfg=dict(type=CustomWholeModelDDP)))
+    custom = runner_strategy(dict(model_wrapper_cfg=dict(type=CustomWholeModelDDP)))
     assert type(custom) is MMDDPStrategy and custom._wrapper_cls is CustomWholeModelDDP
-    no_type = ddp_strategy(dict(model_wrapper_cfg=dict(find_unused_parameters=True)))  # MMEngine's default type
+    no_type = runner_strategy(dict(model_wrapper_cfg=dict(find_unused_parameters=True)))  # MMEngine's default type
     assert type(no_type) is DDPStrategy and no_type._ddp_kwargs == dict(find_unused_parameters=True)
-    separate = ddp_strategy(dict(model_wrapper_cfg=dict(type="MMSeparateDistributedDataParallel")))
+    separate = runner_strategy(dict(model_wrapper_cfg=dict(type="MMSeparateDistributedDataParallel")))
     assert type(separate) is SeparateDDPStrategy
     MODEL_WRAPPERS.register_module(name="RunnerTestSeparateDDP", module=CustomSeparateDDP, force=True)
-    by_name = ddp_strategy(dict(model_wrapper_cfg=dict(type="RunnerTestSeparateDDP", broadcast_buffers=False)))
+    by_name = runner_strategy(dict(model_wrapper_cfg=dict(type="RunnerTestSeparateDDP", broadcast_buffers=False)))
     assert type(by_name) is SeparateDDPStrategy and by_name._wrapper_cls is CustomSeparateDDP
     assert by_name._ddp_kwargs["broadcast_buffers"] is False
     with pytest.raises(RegistryError, match="NoSuchWrapper"):
-        ddp_strategy(dict(model_wrapper_cfg=dict(type="NoSuchWrapper")))
+        runner_strategy(dict(model_wrapper_cfg=dict(type="NoSuchWrapper")))
     with pytest.raises(ValueError, match="not an MMDistributedDataParallel or MMSeparateDistributedDataParallel"):
-        ddp_strategy(dict(model_wrapper_cfg=dict(type=nn.Linear)))
+        runner_strategy(dict(model_wrapper_cfg=dict(type=nn.Linear)))
 
 
 def test_randomness_seeds_before_building_and_sets_deterministic(tmp_path):

@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
+from torch.utils.data import DataLoader
 
 from mm2lightning import MMFSDPStrategy, MMLightningModule
 from mm2lightning.lightning.module import check_strategy_support
@@ -138,7 +140,8 @@ def test_sharded_checkpoint_mid_window_resumes_exactly_and_converts(tmp_path):
         assert torch.equal(value, epoch0[key]), key
 
 
-def test_misuse_fails_by_name(tmp_path):
+def test_one_process_misuse_and_a_root_unit(tmp_path):
+    """Misuse fails by name; parameters outside every unit make the model a unit (1 process, world size 1)."""
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     subprocess.run([sys.executable, str(WORKER), "misuse", str(tmp_path)], env=env, timeout=120, check=True,
                    capture_output=True)
@@ -147,6 +150,12 @@ def test_misuse_fails_by_name(tmp_path):
     assert "fsdp_mm" in errors["not_mm_module"][1] and "BoringModel" in errors["not_mm_module"][1]
     assert errors["policy_matches_nothing"][0] == "ShardPolicyError"
     assert "Conv2d" in errors["policy_matches_nothing"][1] and "matches no submodule" in errors["policy_matches_nothing"][1]
+    units, params = errors["root_unit"]
+    assert units == ["", "body.0"]
+    reference = MMLightningModule(Net(), optim_wrapper=NET_OPTIM)
+    L.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+              enable_progress_bar=False).fit(reference, DataLoader(net_data(), batch_size=8))
+    assert_close(params, reference.model.state_dict())
 
 
 def test_lightning_fsdp_points_to_fsdp_mm():

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_config(args: argparse.Namespace) -> Config:
     checkpoint = args.checkpoint if args.command == "test" else None if args.resume in (None, "auto") else args.resume
-    if checkpoint is not None and not Path(checkpoint).is_file():
+    if checkpoint is not None and not Path(checkpoint).exists():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

@@ -15,7 +15,7 @@ from mm2lightning.runner.checkpoint import convert_checkpoint
 HERE = Path(__file__).resolve().parent
 
 
-def torchrun_train(config: str, work_dir: Path) -> None:
+def torchrun_train(config: str, work_dir: Path, *options: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -24,13 +24,13 @@ def torchrun_train(config: str, work_dir: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
          "-m", "mm2lightning.cli", "train", str(HERE / "configs" / config), "--launcher", "pytorch",
-         "--work-dir", str(work_dir)],
+         "--work-dir", str(work_dir), *options],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_fsdp_config_under_torchrun_equals_ddp_and_keeps_sharded_checkpoints(tmp_path):
+def test_fsdp_config_under_torchrun_equals_ddp_resumes_and_loads_full_checkpoints(tmp_path):
     torchrun_train("toy_fsdp.py", tmp_path / "fsdp")
     torchrun_train("toy.py", tmp_path / "ddp")
     # sharded checkpoint folders, rotated as MMEngine's max_keep_ckpts=2 rotates files
@@ -44,3 +44,20 @@ def test_fsdp_config_under_torchrun_equals_ddp_and_keeps_sharded_checkpoints(tmp
     assert sharded.keys() == whole.keys()
     for key, value in whole.items():
         assert (sharded[key] - value).abs().max().item() <= 1e-6, key
+
+    # resumed from the sharded epoch_2 in fresh processes: the uninterrupted run's epoch_3, bit for bit
+    torchrun_train("toy_fsdp.py", tmp_path / "resumed", "--resume", str(tmp_path / "fsdp" / "epoch_2.ckpt"))
+    resumed = torch.load(convert_checkpoint(tmp_path / "resumed" / "epoch_3.ckpt", tmp_path / "resumed.pth"),
+                         weights_only=True)["state_dict"]
+    for key, value in sharded.items():
+        assert torch.equal(resumed[key], value), key
+
+    # load_from a full (DDP) checkpoint into the sharded model: one more epoch equals the same under DDP
+    options = ("--cfg-options", f"load_from={tmp_path / 'ddp' / 'epoch_3.ckpt'}", "train_cfg.max_epochs=1")
+    torchrun_train("toy_fsdp.py", tmp_path / "loaded_fsdp", *options)
+    torchrun_train("toy.py", tmp_path / "loaded_ddp", *options)
+    loaded = [torch.load(convert_checkpoint(tmp_path / f"loaded_{kind}" / "epoch_1.ckpt", tmp_path / f"{kind}1.pth"),
+                         weights_only=True)["state_dict"] for kind in ("fsdp", "ddp")]
+    for key, value in loaded[1].items():
+        assert not torch.equal(value, whole[key])  # trained on from the loaded weights
+        assert (loaded[0][key] - value).abs().max().item() <= 1e-6, key

@@ -117,9 +117,11 @@ class ReduceScatterCounter(L.Callback):
 
 def build(case: str) -> tuple[MMLightningModule, ShardData, object]:
     rank = int(os.environ.get("LOCAL_RANK", 0))
-    if case in ("net_fsdp", "net_ddp", "net_ckpt"):
+    if case in ("net_fsdp", "net_ddp", "net_ckpt", "net_hsdp"):
         module = MMLightningModule(Net(), optim_wrapper=NET_OPTIM, param_scheduler=NET_SCHEDULER)
-        strategy = "ddp" if case == "net_ddp" else MMFSDPStrategy(auto_wrap_policy={nn.Linear})
+        # net_hsdp: one replica per node (2 nodes of 1 process: each shards over itself, the nodes all-reduce)
+        replicate = "auto" if case == "net_hsdp" else 1
+        strategy = "ddp" if case == "net_ddp" else MMFSDPStrategy(auto_wrap_policy={nn.Linear}, replicate_size=replicate)
         return module, ShardData(net_data()), strategy
     if case.startswith("amp_"):  # float16 with an overflow on one rank at iteration 2
         module = MMLightningModule(SpikyNet(), optim_wrapper=AMP_OPTIM)
@@ -175,7 +177,8 @@ def main() -> None:
     if case == "net_ckpt":
         callbacks.append(ModelCheckpoint(dirpath=out / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}"))
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, max_epochs=2, use_distributed_sampler=False, logger=False,
+        accelerator="cpu", devices=int(os.environ.get("DEVICES", 2)), num_nodes=int(os.environ.get("NUM_NODES", 1)),
+        max_epochs=2, use_distributed_sampler=False, logger=False,
         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=case == "net_ckpt",
         callbacks=callbacks, strategy=strategy,
     )
@@ -195,6 +198,7 @@ def main() -> None:
         full_state_dict=full_state,
         local_numel={k: (v.to_local() if hasattr(v, "to_local") else v).numel() for k, v in params.items()},
         units=sorted(getattr(trainer.strategy, "shard_units", {})),
+        mesh=getattr(trainer.strategy, "device_mesh", None) and trainer.strategy.device_mesh.mesh_dim_names,
     )
     torch.save(record, out / f"{case}{'_resumed' if resume else ''}_rank{trainer.global_rank}.pt")
 

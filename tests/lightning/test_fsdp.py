@@ -75,6 +75,25 @@ def test_sharded_accumulation_with_clipping_and_scheduler_equals_one_process_and
     assert sum(sum(rank["local_numel"].values()) for rank in sharded) == total
 
 
+def test_hybrid_sharding_over_two_nodes(tmp_path):
+    """replicate_size='auto': one replica per node (2 nodes of 1 process over loopback), equal to one process."""
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "NUM_NODES": "2", "DEVICES": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, str(WORKER), "net_hsdp", str(tmp_path)],
+                         env={**os.environ, **env, "NODE_RANK": str(node)},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for node in (0, 1)
+    ]
+    assert [p.wait(timeout=180) for p in procs] == [0, 0]
+    reference = single_process(MMLightningModule(Net(), optim_wrapper=NET_OPTIM, param_scheduler=NET_SCHEDULER),
+                               net_data())
+    for rank in [torch.load(tmp_path / f"net_hsdp_rank{r}.pt", weights_only=False) for r in (0, 1)]:
+        assert rank["mesh"] == ("replicate", "shard")
+        assert_close(rank["params"], reference.model.state_dict())
+        full = reference.model.state_dict()
+        assert rank["local_numel"] == {k: v.numel() for k, v in full.items()}  # a shard group of one: whole
+
+
 def test_gan_sharded_per_child_equals_one_process(tmp_path):
     """The default policy: the generator and the discriminator are separate units, each with its own optim
     wrapper (clipping in the discriminator's); ranks that initialise differently start from rank 0's weights."""

@@ -124,7 +124,9 @@ def build(case: str) -> tuple[MMLightningModule, ShardData, object]:
         strategy = "ddp" if case == "net_ddp" else MMFSDPStrategy(auto_wrap_policy={nn.Linear}, replicate_size=replicate)
         return module, ShardData(net_data()), strategy
     if case.startswith("amp_"):  # float16 with an overflow on one rank at iteration 2
-        module = MMLightningModule(SpikyNet(), optim_wrapper=AMP_OPTIM)
+        # amp_fsdp_use_fsdp: MMEngine's use_fsdp=True (a ShardedGradScaler) agrees the same way
+        optim = dict(AMP_OPTIM, use_fsdp=True) if case == "amp_fsdp_use_fsdp" else AMP_OPTIM
+        module = MMLightningModule(SpikyNet(), optim_wrapper=optim)
         strategy = "ddp" if case == "amp_ddp" else MMFSDPStrategy(auto_wrap_policy={nn.Linear})
         return module, ShardData(net_data()), strategy
     if case == "gan_fsdp":

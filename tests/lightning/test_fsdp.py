@@ -107,13 +107,16 @@ def test_gan_sharded_per_child_equals_one_process(tmp_path):
         assert_close(rank["params"], reference.model.state_dict())
 
 
-def test_float16_overflow_in_one_shard_skips_the_step_on_every_rank(tmp_path):
+@pytest.mark.parametrize("case", ["amp_fsdp", "amp_fsdp_use_fsdp"])
+def test_float16_overflow_in_one_shard_skips_the_step_on_every_rank(tmp_path, case):
     """AmpOptimWrapper(float16): at iteration 2 one gradient element overflows on rank 0, and after the
-    reduce-scatter only rank 1's shard holds it; both ranks skip that step and lower the scale, as under DDP."""
-    sharded, ddp = run_worker("amp_fsdp", tmp_path), run_worker("amp_ddp", tmp_path)
+    reduce-scatter only rank 1's shard holds it; both ranks skip that step and lower the scale, as under DDP.
+    The same with MMEngine's use_fsdp=True (a ShardedGradScaler)."""
+    sharded, ddp = run_worker(case, tmp_path), run_worker("amp_ddp", tmp_path)
     scales = ddp[0]["scales"]
     assert scales[2] == scales[1] / 2  # the overflow's skipped step
     for rank in sharded:
+        assert rank["scaler"][0] == ("ShardedGradScaler" if case.endswith("use_fsdp") else "GradScaler")
         assert rank["scales"] == scales
         assert_close(rank["params"], ddp[0]["params"])
 

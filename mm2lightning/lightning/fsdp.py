@@ -23,15 +23,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import lightning.pytorch as pl
 import torch
+import torch.distributed as dist
 from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
 from lightning.fabric.utilities.optimizer import _optimizers_to_device
-from lightning.pytorch.overrides.distributed import _sync_module_states
 from lightning.pytorch.strategies import ModelParallelStrategy, StrategyRegistry
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor
+from torch.distributed.utils import _sync_params_and_buffers
 from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
 from mm2lightning.lightning.fsdp_units import WrapPolicy, shard_unit_names
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from mm2lightning.optim import OptimWrapper
 
 PENDING_GRADS_FILE = "accumulated_grads_rank{rank}.pt"
+_BROADCAST_BUCKET_BYTES = 250 * 1024 * 1024  # as DDP's initial broadcast
 _MP_KEYS = ("param_dtype", "reduce_dtype", "output_dtype", "cast_forward_inputs")
 
 
@@ -177,7 +179,6 @@ class MMFSDPStrategy(ModelParallelStrategy):
                 "'bfloat16'))"
             )
         self.accelerator.setup(trainer)
-        self.model_to_device()
         if not self.shard_units:  # a later fit/validate/test reuses the sharded model
             self.shard_units = self._shard(module.model)
         self.model = self.precision_plugin.convert_module(self.model)
@@ -189,19 +190,30 @@ class MMFSDPStrategy(ModelParallelStrategy):
             _optimizers_to_device(self.optimizers, self.root_device)
 
     def _shard(self, model: nn.Module) -> dict[str, FSDPModule]:
+        """Shard the units one at a time on the device (the peak is one unsharded unit, not the model), from rank
+        0's weights as DDP starts (each rank then keeps its shard of them); the rest follows, whole."""
         names = shard_unit_names(model, self.auto_wrap_policy)
-        _sync_module_states(model)  # rank 0's weights, as DDP starts from: each rank keeps its shard of them
         kwargs = dict(
             mesh=self.device_mesh,
             reshard_after_forward=self.reshard_after_forward,
             mp_policy=self.mp_policy,
             offload_policy=self.offload_policy,
         )
-        units = {name: fully_shard(model.get_submodule(name), **kwargs) for name in names}
-        sharded = {id(p) for unit in units.values() for p in unit.parameters()}
-        if any(id(p) not in sharded for p in model.parameters()):
-            units[""] = fully_shard(model, **kwargs)  # the rest; the model's forward gathers it
+        units = {}
+        for name in names:
+            unit = model.get_submodule(name).to(self.root_device)
+            self._broadcast(list(unit.parameters()))
+            units[name] = fully_shard(unit, **kwargs)
+        self.model_to_device()
+        rest = [p for p in model.parameters() if not isinstance(p, DTensor)]
+        self._broadcast(rest + list(model.buffers()))
+        if rest:
+            units[""] = fully_shard(model, **kwargs)  # parameters outside every unit: the model's forward gathers them
         return units
+
+    @staticmethod
+    def _broadcast(tensors: list[torch.Tensor]) -> None:
+        _sync_params_and_buffers(dist.group.WORLD, [t.detach() for t in tensors], _BROADCAST_BUCKET_BYTES, src=0)
 
     # ------------------------------------------------ the optim wrappers' seam
     @contextmanager

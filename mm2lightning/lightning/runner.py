@@ -51,6 +51,8 @@ from mm2lightning.runner.checkpoint import (
     save_checkpoint_atomic,
 )
 from mm2lightning.runner.log_processor import LogProcessor
+from mm2lightning.runner.sharded_checkpoint import is_sharded_checkpoint, sharded_checkpoint_meta
+
 
 class Runner:
     """MMEngine's ``Runner``, training with ``lightning.Trainer``: the same constructor, ``from_cfg``, ``train``,
@@ -394,9 +396,14 @@ class Runner:
         Raises:
             CheckpointError: The file holds no training state, or is an MMEngine checkpoint that cannot resume.
         """
-        checkpoint = load_checkpoint_file(path)  # refuses files that would run code
-        kind = checkpoint_kind(checkpoint)
-        if kind == "state_dict" or (kind == "lightning" and "optimizer_states" not in checkpoint):
+        if is_sharded_checkpoint(path):  # its meta only: the strategy loads the shards
+            checkpoint, has_optimizer = sharded_checkpoint_meta(path)
+            kind = "lightning"
+        else:
+            checkpoint = load_checkpoint_file(path)  # refuses files that would run code
+            kind = checkpoint_kind(checkpoint)
+            has_optimizer = "optimizer_states" in checkpoint
+        if kind == "state_dict" or (kind == "lightning" and not has_optimizer):
             raise CheckpointError(
                 f"resume needs a checkpoint with training state, but {path} holds only weights (a state dict, or "
                 "saved with save_optimizer=False); load them with load_from=... and resume=False"

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch.distributed.checkpoint import FileSystemReader
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint._nested_dict import set_element
 from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner
 from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
@@ -83,6 +84,19 @@ def _optimizer_by_index(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def sharded_checkpoint_meta(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bool]:
+    """The non-tensor part of a sharded checkpoint (``meta.pt``: loops, callbacks, training state) and whether it
+    holds optimizer states, read without the tensors (what a resume checks before the strategy loads the shards).
+    """
+    from mm2lightning.runner.safe_unpickler import restricted_load
+
+    path = Path(path)
+    index = _SafeReader(path).read_metadata()
+    has_optimizer = any(key.startswith("optimizer_") for key in index.state_dict_metadata)
+    meta_file = path / META_FILE
+    return (restricted_load(meta_file, map_location="cpu") if meta_file.is_file() else {}), has_optimizer
+
+
 def load_sharded_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Gather a sharded checkpoint folder into one checkpoint dict (on the CPU).
 
@@ -93,8 +107,12 @@ def load_sharded_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     from mm2lightning.runner.safe_unpickler import restricted_load
 
     path = Path(path)
+    _SafeReader(path).read_metadata()  # a refused index fails here, not wrapped in torch's checkpoint errors
     state: dict[str, Any] = {}
-    _load_state_dict(state, storage_reader=_SafeReader(path), planner=_SafePlanner(), no_dist=True)
+    try:
+        _load_state_dict(state, storage_reader=_SafeReader(path), planner=_SafePlanner(), no_dist=True)
+    except CheckpointException as error:  # a BaseException wrapping what failed: raise that
+        raise next(iter(error.failures.values()))[0] from None
     meta_file = path / META_FILE
     checkpoint = restricted_load(meta_file, map_location="cpu") if meta_file.is_file() else {}
     checkpoint["state_dict"] = state.pop("state_dict", {})

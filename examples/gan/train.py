@@ -7,7 +7,8 @@ built from a dict of per-submodule configs. ``MMLightningModule`` runs it under
 Lightning's manual optimization. The data is a ring of 8 Gaussians (radius 2,
 std 0.05) generated from a seed; no download. ``--devices 2 --strategy ddp_separate``
 trains in two processes, generator and discriminator each in its own DDP
-(``mm2lightning.SeparateDDPStrategy``, as MMEngine's ``MMSeparateDistributedDataParallel``).
+(``mm2lightning.SeparateDDPStrategy``, as MMEngine's ``MMSeparateDistributedDataParallel``);
+``--strategy fsdp_mm`` shards each of them over the processes instead (``mm2lightning.MMFSDPStrategy``).
 
 At the end it samples 2000 points from fixed noise, prints the quality figures on
 one line, e.g. ``modes_covered=8/8 within_3std=0.860 iterations=10240 time=23.3s``, and writes real against
@@ -17,6 +18,7 @@ generated samples as an SVG scatter plot (``--out``, default
 Run:
     python examples/gan/train.py [--epochs 80] [--seed 0] [--out work_dirs/gan/samples.svg]
     python examples/gan/train.py --devices 2 --strategy ddp_separate
+    python examples/gan/train.py --devices 2 --strategy fsdp_mm
 """
 
 from __future__ import annotations
@@ -139,14 +141,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--devices", type=int, default=1, help="processes (CPU), 1 or 2")
-    parser.add_argument("--strategy", choices=["auto", "ddp_separate"], default="auto")
+    parser.add_argument("--strategy", choices=["auto", "ddp_separate", "fsdp_mm"], default="auto")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="SVG scatter plot of real and generated samples")
     args = parser.parse_args()
     start = time.perf_counter()
     module, trainer = train(args.epochs, args.seed, args.devices, args.strategy)
+    samples, quality = evaluate(module.model)  # on every rank: a sharded generator gathers its weights to sample
     if not trainer.is_global_zero:  # every rank holds the same weights: rank 0 reports
         return
-    samples, quality = evaluate(module.model)
     print(f"{format_quality(quality)} iterations={trainer.global_step} time={time.perf_counter() - start:.1f}s")
     path = write_svg(
         args.out, ring_samples(NUM_REAL_PLOTTED, seed=10_000 + args.seed), samples, quality,

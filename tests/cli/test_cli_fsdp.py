@@ -45,10 +45,13 @@ def test_fsdp_config_under_torchrun_equals_ddp_resumes_and_loads_full_checkpoint
     for key, value in whole.items():
         assert (sharded[key] - value).abs().max().item() <= 1e-6, key
 
-    # resumed from the sharded epoch_2 in fresh processes: the uninterrupted run's epoch_3, bit for bit
-    torchrun_train("toy_fsdp.py", tmp_path / "resumed", "--resume", str(tmp_path / "fsdp" / "epoch_2.ckpt"))
-    resumed = torch.load(convert_checkpoint(tmp_path / "resumed" / "epoch_3.ckpt", tmp_path / "resumed.pth"),
-                         weights_only=True)["state_dict"]
+    # resumed from the sharded epoch_2 in fresh processes: the uninterrupted run's epoch_3, bit for bit; saved
+    # with state_dict_cfg='full' (MMEngine's FULL_STATE_DICT): one file gathered on rank 0
+    torchrun_train("toy_fsdp.py", tmp_path / "resumed", "--resume", str(tmp_path / "fsdp" / "epoch_2.ckpt"),
+                   "--cfg-options", "strategy.state_dict_cfg=full")
+    assert (tmp_path / "resumed" / "epoch_3.ckpt").is_file()
+    resumed = torch.load(tmp_path / "resumed" / "epoch_3.ckpt", weights_only=True)["state_dict"]
+    resumed = {key.removeprefix("model."): value for key, value in resumed.items()}
     for key, value in sharded.items():
         assert torch.equal(resumed[key], value), key
 

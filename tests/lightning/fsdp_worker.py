@@ -19,7 +19,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+EXAMPLE_GAN = HERE.parents[1] / "examples" / "gan"
+sys.path[:0] = [str(HERE), str(HERE.parent), str(EXAMPLE_GAN)]
 
 from ddp_worker import ShardData  # noqa: E402
 from gan import GAN_OPTIM, GAN_SCHEDULERS, make_gan_class, ring_dataset  # noqa: E402
@@ -134,6 +135,13 @@ def build(case: str) -> tuple[MMLightningModule, ShardData, object]:
         model = make_gan_class(BaseModel)(seed=rank, noise_seeds=[1 + rank])
         module = MMLightningModule(model, optim_wrapper=GAN_OPTIM, param_scheduler=GAN_SCHEDULERS)
         return module, ShardData(ring_dataset(48)), "fsdp_mm"
+    if case == "gan_example_fsdp":  # examples/gan's model and optim wrappers, as its train.py builds them
+        from gan_model import GAN as ExampleGAN, RingDataset
+        from train import PARAM_SCHEDULER, optim_wrapper_cfg
+
+        torch.manual_seed(0)  # as the example's train() seeds the weights
+        module = MMLightningModule(ExampleGAN(seed=0), optim_wrapper=optim_wrapper_cfg(), param_scheduler=PARAM_SCHEDULER)
+        return module, ShardData(list(RingDataset(48, seed=0))), "fsdp_mm"
     raise ValueError(case)
 
 

@@ -6,6 +6,7 @@ with a 1-process unsharded run on the concatenated batches and with the same run
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -107,18 +108,47 @@ def test_gan_sharded_per_child_equals_one_process(tmp_path):
         assert_close(rank["params"], reference.model.state_dict())
 
 
-@pytest.mark.parametrize("case", ["amp_fsdp", "amp_fsdp_use_fsdp"])
-def test_float16_overflow_in_one_shard_skips_the_step_on_every_rank(tmp_path, case):
+def test_the_gan_examples_model_sharded_equals_one_process(tmp_path):
+    """examples/gan's GAN (PacGAN discriminator, an OptimWrapperDict, cosine schedules) with strategy='fsdp_mm'.
+    In one process the noise of both ranks' streams (seed + rank) is drawn in turn for the concatenated batch."""
+    from fsdp_worker import EXAMPLE_GAN
+
+    from gan_model import GAN as ExampleGAN, RingDataset  # on sys.path through fsdp_worker
+
+    example = sys.modules.get("gan_example_train")  # examples/toy/train.py may be imported as `train` already
+    if example is None:
+        spec = importlib.util.spec_from_file_location("gan_example_train", EXAMPLE_GAN / "train.py")
+        example = sys.modules["gan_example_train"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(example)
+    PARAM_SCHEDULER, optim_wrapper_cfg = example.PARAM_SCHEDULER, example.optim_wrapper_cfg  # noqa: N806
+
+    class BothRanksNoise(ExampleGAN):
+        def noise(self, num, like):
+            if self._noise is None:
+                self._noise = [torch.Generator().manual_seed(self.seed + rank) for rank in (0, 1)]
+            return torch.cat([torch.randn(num // 2, self.noise_size, generator=g) for g in self._noise]).to(like)
+
+    ranks = run_worker("gan_example_fsdp", tmp_path)
+    torch.manual_seed(0)
+    module = MMLightningModule(BothRanksNoise(seed=0), optim_wrapper=optim_wrapper_cfg(), param_scheduler=PARAM_SCHEDULER)
+    reference = single_process(module, list(RingDataset(48, seed=0)))
+    for rank in ranks:
+        assert rank["units"] == ["discriminator", "generator"] and rank["global_step"] == 12
+        assert_close(rank["params"], reference.model.state_dict())
+
+
+def test_float16_overflow_in_one_shard_skips_the_step_on_every_rank(tmp_path):
     """AmpOptimWrapper(float16): at iteration 2 one gradient element overflows on rank 0, and after the
     reduce-scatter only rank 1's shard holds it; both ranks skip that step and lower the scale, as under DDP.
     The same with MMEngine's use_fsdp=True (a ShardedGradScaler)."""
-    sharded, ddp = run_worker(case, tmp_path), run_worker("amp_ddp", tmp_path)
+    ddp = run_worker("amp_ddp", tmp_path)
     scales = ddp[0]["scales"]
     assert scales[2] == scales[1] / 2  # the overflow's skipped step
-    for rank in sharded:
-        assert rank["scaler"][0] == ("ShardedGradScaler" if case.endswith("use_fsdp") else "GradScaler")
-        assert rank["scales"] == scales
-        assert_close(rank["params"], ddp[0]["params"])
+    for case, scaler in (("amp_fsdp", "GradScaler"), ("amp_fsdp_use_fsdp", "ShardedGradScaler")):
+        for rank in run_worker(case, tmp_path):
+            assert rank["scaler"][0] == scaler
+            assert rank["scales"] == scales, case
+            assert_close(rank["params"], ddp[0]["params"])
 
 
 def test_sharded_checkpoint_mid_window_resumes_exactly_and_converts(tmp_path):

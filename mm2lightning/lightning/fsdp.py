@@ -96,7 +96,8 @@ class MMFSDPStrategy(ModelParallelStrategy):
         mp_policy: A ``MixedPrecisionPolicy`` or a dict of its fields with dtype names
             (``dict(param_dtype='bfloat16', reduce_dtype='float32')``).
         cpu_offload: Keep sharded parameters, gradients and optimizer state on the CPU
-            (``True`` or a ``CPUOffloadPolicy``).
+            (``True`` or a ``CPUOffloadPolicy``); on a CPU device, not in pinned memory (which needs an
+            accelerator).
         replicate_size: Hybrid sharding (HSDP): the number of replica groups; each
             group of ``world_size / replicate_size`` ranks shards the model, and the
             groups all-reduce. ``'auto'``: one group per node. ``1``: plain sharding.
@@ -199,6 +200,8 @@ class MMFSDPStrategy(ModelParallelStrategy):
             mp_policy=self.mp_policy,
             offload_policy=self.offload_policy,
         )
+        if self.root_device.type == "cpu" and isinstance(self.offload_policy, CPUOffloadPolicy):
+            kwargs["offload_policy"] = CPUOffloadPolicy(pin_memory=False)  # pinning needs an accelerator
         units = {}
         for name in names:
             unit = model.get_submodule(name).to(self.root_device)

@@ -171,6 +171,12 @@ def misuse(out: Path) -> None:
                         use_distributed_sampler=False, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(module, DataLoader(net_data(), batch_size=8))
     errors["root_unit"] = (sorted(trainer.strategy.shard_units), gathered(module.model))
+    module = MMLightningModule(Net(), optim_wrapper=NET_OPTIM)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+                        strategy=MMFSDPStrategy(auto_wrap_policy={nn.Linear}, cpu_offload=True),
+                        use_distributed_sampler=False, enable_progress_bar=False)
+    trainer.fit(module, DataLoader(net_data(), batch_size=8))
+    errors["cpu_offload"] = gathered(module.model)
     torch.save(errors, out / "misuse.pt")
 
 

@@ -193,7 +193,8 @@ def test_sharded_checkpoint_mid_window_resumes_exactly_and_converts(tmp_path):
 
 
 def test_one_process_misuse_and_a_root_unit(tmp_path):
-    """Misuse fails by name; parameters outside every unit make the model a unit (1 process, world size 1)."""
+    """Misuse fails by name; parameters outside every unit make the model a unit; cpu_offload=True trains the
+    same (1 process, world size 1)."""
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     subprocess.run([sys.executable, str(WORKER), "misuse", str(tmp_path)], env=env, timeout=120, check=True,
                    capture_output=True)
@@ -208,6 +209,7 @@ def test_one_process_misuse_and_a_root_unit(tmp_path):
     L.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
               enable_progress_bar=False).fit(reference, DataLoader(net_data(), batch_size=8))
     assert_close(params, reference.model.state_dict())
+    assert_close(errors["cpu_offload"], reference.model.state_dict())
 
 
 def test_lightning_fsdp_points_to_fsdp_mm():

@@ -34,17 +34,15 @@ import json
 import os
 import platform
 import resource
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from rank_runs import rank_run
+
 STRATEGIES = {  # name -> (processes, what runs)
     "whole": (2, "Lightning's `DDPStrategy(find_unused_parameters=True)`: one DDP over the whole LightningModule"),
     "separate": (2, "mm2lightning's `SeparateDDPStrategy()`: one DDP per child with parameters, "
@@ -327,44 +325,12 @@ def child_main(spec_json: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_one(spec: dict[str, Any], verbose: bool, timeout: float) -> list[dict[str, Any]]:
     """Run one strategy in a subprocess (rank 0; Lightning launches rank 1 from it); return each rank's result."""
     world = STRATEGIES[spec["strategy"]][0]
-    with tempfile.TemporaryDirectory(prefix=f"bench_ddp_{spec['strategy']}_") as result_dir, \
-            tempfile.TemporaryFile(mode="w+") as output:  # fmt: skip
-        spec = dict(spec, result_dir=result_dir, timeout=timeout)
-        env = os.environ.copy()
-        for key in ("LOCAL_RANK", "NODE_RANK", "GLOBAL_RANK", "WORLD_SIZE", "RANK"):  # this process is rank 0
-            env.pop(key, None)
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
-        if spec["steady_malloc"]:
-            for key, value in STEADY_MALLOC.items():
-                env.setdefault(key, value)
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-        # A session of its own: on a timeout, the whole run (rank 0 and the rank it launched) is killed.
-        proc = subprocess.Popen(cmd, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-        output.seek(0)
-        text = output.read()
-        if verbose:
-            print(text, file=sys.stderr)
-        files = [Path(result_dir) / f"rank{r}.json" for r in range(world)]
-        if proc.returncode != 0 or not all(f.exists() for f in files):
-            raise RuntimeError(
-                f"{spec['strategy']} run failed (exit code {proc.returncode}; result files: "
-                f"{[f.name for f in files if f.exists()]}):\n{text[-5000:]}"
-            )
-        results = [json.loads(f.read_text()) for f in files]
+    env = STEADY_MALLOC if spec["steady_malloc"] else None
+    with rank_run(__file__, "--child", spec, world, timeout, verbose, env=env) as (_, results):
+        pass
     for result in results:
         if 0 < result["threads"] != result["threads_seen"]:
             print(f"warning: {spec['strategy']} rank {result['rank']} ran with {result['threads_seen']} torch threads, "

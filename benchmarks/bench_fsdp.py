@@ -36,17 +36,15 @@ import datetime
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from rank_runs import rank_run
+
 STRATEGIES = ("fsdp", "fsdp_grad_op", "ddp")
 FSDP = STRATEGIES[:2]
 WORLD = 2
@@ -160,41 +158,13 @@ def worker_main(spec_json: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_one(spec: dict[str, Any], timeout: float, verbose: bool) -> list[dict[str, Any]]:
     """One run (rank 0 here; Lightning launches rank 1): each rank's JSON result plus its final weights."""
     import torch
 
-    with tempfile.TemporaryDirectory(prefix=f"bench_fsdp_{spec['strategy']}_") as result_dir, \
-            tempfile.TemporaryFile(mode="w+") as output:  # fmt: skip
-        spec = dict(spec, result_dir=result_dir, timeout=timeout)
-        rank_vars = ("LOCAL_RANK", "NODE_RANK", "GLOBAL_RANK", "WORLD_SIZE", "RANK")  # this process is rank 0
-        env = {k: v for k, v in os.environ.items() if k not in rank_vars}
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
-        proc = subprocess.Popen(cmd, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)  # the run's own session: rank 0 and the rank it launched
-            proc.wait()
-        output.seek(0)
-        text = output.read()
-        if verbose:
-            print(text, file=sys.stderr)
-        files = [Path(result_dir) / f"rank{r}.json" for r in range(WORLD)]
-        if proc.returncode != 0 or not all(f.exists() for f in files):
-            raise RuntimeError(f"{spec['strategy']} run (hidden {spec['hidden']}) failed, exit code "
-                               f"{proc.returncode}:\n{text[-5000:]}")
-        results = [json.loads(f.read_text()) for f in files]
+    with rank_run(__file__, "--worker", spec, WORLD, timeout, verbose) as (result_dir, results):
         for r, res in enumerate(results):
-            res["weights"] = torch.load(Path(result_dir) / f"weights{r}.pt", weights_only=True)
+            res["weights"] = torch.load(result_dir / f"weights{r}.pt", weights_only=True)
     return results
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -36,11 +36,6 @@ from torch.distributed.utils import _sync_params_and_buffers
 from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
 from mm2lightning.lightning.fsdp_units import WrapPolicy, shard_unit_names
-
-if TYPE_CHECKING:
-    from torch.distributed.device_mesh import DeviceMesh
-
-    from mm2lightning.optim import OptimWrapper
 
 PENDING_GRADS_FILE = "accumulated_grads_rank{rank}.pt"
 _BROADCAST_BUCKET_BYTES = 250 * 1024 * 1024  # as DDP's initial broadcast

@@ -4,11 +4,10 @@ An MLP ``BaseModel`` (4 Linear layers of width ``hidden``, ReLU, cross-entropy) 
 ``MMLightningModule(model, optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3)))`` (Adam: optimizer
 state = 2x the parameters) trains on the same data from the same seed under two FSDP2 setups and DDP:
 
-- ``fsdp``: ``MMFSDPStrategy(auto_wrap_policy={nn.Linear})``, every Linear a shard unit, resharded after its
-  forward (FSDP's ``FULL_SHARD``): the setup whose peak memory is lowest, for models that do not fit;
-- ``fsdp_grad_op``: ``MMFSDPStrategy(reshard_after_forward=False)``, the default units (the MLP is one) kept
-  gathered from forward to backward (``SHARD_GRAD_OP``): one all-gather less per iteration, the same state
-  bytes between iterations, the whole unit's parameters at the peak;
+- ``fsdp``: ``MMFSDPStrategy(auto_wrap_policy={nn.Linear})``, every Linear a shard unit, torch's default
+  resharding (here every unit is a root, so each keeps its gathered parameters from forward to backward);
+- ``fsdp_reshard``: the same with ``reshard_after_forward=True``: every unit frees its gathered parameters after
+  forward and gathers them again in backward (the lowest peak memory, one all-gather more per unit);
 - ``ddp``: Lightning's ``strategy='ddp'``.
 
 Per rank:
@@ -45,7 +44,7 @@ from typing import Any
 
 from rank_runs import rank_run
 
-STRATEGIES = ("fsdp", "fsdp_grad_op", "ddp")
+STRATEGIES = ("fsdp", "fsdp_reshard", "ddp")
 FSDP = STRATEGIES[:2]
 WORLD = 2
 DEPTH = 4  # Linear layers
@@ -134,7 +133,7 @@ def worker_main(spec_json: str) -> None:
 
     strategy = dict(
         fsdp=lambda: MMFSDPStrategy(auto_wrap_policy={nn.Linear}),
-        fsdp_grad_op=lambda: MMFSDPStrategy(reshard_after_forward=False),
+        fsdp_reshard=lambda: MMFSDPStrategy(auto_wrap_policy={nn.Linear}, reshard_after_forward=True),
         ddp=lambda: "ddp",
     )[spec["strategy"]]()
     trainer = pl.Trainer(accelerator="cpu", devices=WORLD, strategy=strategy, max_steps=iterations, logger=False,
@@ -242,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     for hidden in cfg["widths"]:
         runs[hidden] = {s: [] for s in STRATEGIES}
         for r in range(cfg["rounds"]):
-            for s in STRATEGIES:  # interleaved: fsdp, fsdp_grad_op, ddp, fsdp, ...
+            for s in STRATEGIES:  # interleaved: fsdp, fsdp_reshard, ddp, fsdp, ...
                 spec = dict(strategy=s, hidden=hidden, seed=0, batch=cfg["batch"],
                             warmup=cfg["warmup"], measured=cfg["measured"])
                 t0 = time.perf_counter()
@@ -266,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         f"lightning {lightning.__version__}\n"
         f"- model: MLP of {DEPTH} Linear layers (hidden → hidden ×{DEPTH - 1}, hidden → {CLASSES}), ReLU, "
         f"cross-entropy; batch {cfg['batch']} per rank; AdamW lr 1e-3; fsdp = `MMFSDPStrategy(auto_wrap_policy="
-        "{nn.Linear})`, fsdp_grad_op = `MMFSDPStrategy(reshard_after_forward=False)` (one unit), ddp = Lightning's "
+        "{nn.Linear})`, fsdp_reshard = the same with `reshard_after_forward=True`, ddp = Lightning's "
         "`strategy='ddp'`\n"
         f"- {cfg['warmup']} warm-up + {cfg['measured']} timed iterations per run, {cfg['rounds']} round(s) "
         "alternating the setups; ms/iter: median over the rounds of each run's median iteration; time ratio: median "

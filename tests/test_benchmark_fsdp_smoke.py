@@ -20,7 +20,7 @@ def test_quick_run_prints_each_setup_bytes_times_ratios_and_same_weights():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     bytes_per_strategy = {}
-    for strategy in ("fsdp", "fsdp_grad_op", "ddp"):
+    for strategy in ("fsdp", "fsdp_reshard", "ddp"):
         # hidden, strategy, parameters, rank 0 and rank 1 bytes, rank 0 and rank 1 ms/iter
         row = re.search(rf"^\| \d+ \| {strategy} \| [\d,]+ \| {BYTES} \| {BYTES} \| {NUMBER} \| {NUMBER} \|$",
                         out, re.MULTILINE)
@@ -30,7 +30,7 @@ def test_quick_run_prints_each_setup_bytes_times_ratios_and_same_weights():
         assert float(row.group(3)) > 0 and float(row.group(4)) > 0
         bytes_per_strategy[strategy] = sizes
     # per FSDP setup, the ratios row: bytes /DDP for both ranks, time /DDP with its spread, the weights check
-    for setup in ("fsdp", "fsdp_grad_op"):
+    for setup in ("fsdp", "fsdp_reshard"):
         ratio = re.search(rf"^\| \d+ \| {setup} \| {NUMBER} \| {NUMBER} \| {NUMBER} \({NUMBER}–{NUMBER}\) \| "
                           rf"{NUMBER} \({NUMBER}–{NUMBER}\) \| [^|]+ \| same weights: yes \|$", out, re.MULTILINE)
         assert ratio, f"no {setup}/DDP ratio row ending in 'same weights: yes':\n{out}"

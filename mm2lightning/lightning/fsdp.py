@@ -85,9 +85,11 @@ class MMFSDPStrategy(ModelParallelStrategy):
             ``dict(type='torch.distributed.fsdp.wrap.size_based_auto_wrap_policy',
             min_num_params=...)``). Parameters left outside every unit (the model's
             own) make the model a unit too, called through its forward.
-        reshard_after_forward: Free the gathered parameters after forward (less
-            memory, one more all-gather in backward), as FSDP's ``FULL_SHARD``;
-            ``False`` keeps them to backward (``SHARD_GRAD_OP``).
+        reshard_after_forward: ``None`` (torch's default, FSDP's ``FULL_SHARD``): a unit frees its gathered
+            parameters after forward and gathers them again for backward, except a unit that is not inside
+            another (a root), which keeps them from forward to backward. ``True``: every unit frees them (the
+            lowest peak memory, one all-gather more per root unit). ``False``: no unit frees them
+            (``SHARD_GRAD_OP``: the fewest all-gathers, whole units at the peak).
         mp_policy: A ``MixedPrecisionPolicy`` or a dict of its fields with dtype names
             (``dict(param_dtype='bfloat16', reduce_dtype='float32')``).
         cpu_offload: Keep sharded parameters, gradients and optimizer state on the CPU
@@ -107,7 +109,7 @@ class MMFSDPStrategy(ModelParallelStrategy):
     def __init__(
         self,
         auto_wrap_policy: WrapPolicy = None,
-        reshard_after_forward: bool = True,
+        reshard_after_forward: bool | None = None,
         mp_policy: MixedPrecisionPolicy | Mapping[str, Any] | None = None,
         cpu_offload: bool | OffloadPolicy = False,
         replicate_size: int | Literal["auto"] = 1,
@@ -122,8 +124,8 @@ class MMFSDPStrategy(ModelParallelStrategy):
         )
         if not (replicate_size == "auto" or (isinstance(replicate_size, int) and replicate_size >= 1)):
             raise ValueError(f"replicate_size must be a positive integer or 'auto', but got {replicate_size!r}")
-        if not isinstance(reshard_after_forward, bool):
-            raise TypeError(f"reshard_after_forward must be a bool, but got {reshard_after_forward!r}")
+        if not isinstance(reshard_after_forward, (bool, type(None))):
+            raise TypeError(f"reshard_after_forward must be None, True or False, but got {reshard_after_forward!r}")
         self.auto_wrap_policy = auto_wrap_policy
         self.reshard_after_forward = reshard_after_forward
         self.mp_policy = mixed_precision_policy(mp_policy)

@@ -16,11 +16,12 @@ from mm2lightning.lightning.fsdp import MMFSDPStrategy
 
 FSDP_STRATEGY_TYPES = ("FSDPStrategy",)
 FSDP_WRAPPER_TYPES = ("MMFullyShardedDataParallel",)
-# FSDP1's sharding strategies: (reshard_after_forward, replicate across nodes)
+# FSDP1's sharding strategies: (reshard_after_forward, replicate across nodes); None: FSDP's own FULL_SHARD
+# default, in which the root keeps its parameters from forward to backward
 _SHARDING = {
-    "FULL_SHARD": (True, False),
+    "FULL_SHARD": (None, False),
     "SHARD_GRAD_OP": (False, False),
-    "HYBRID_SHARD": (True, True),
+    "HYBRID_SHARD": (None, True),
     "_HYBRID_SHARD_ZERO2": (False, True),
 }
 

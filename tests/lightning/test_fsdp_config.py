@@ -126,7 +126,8 @@ def test_model_wrapper_cfg_and_hybrid_sharding():
     strategy = runner_strategy(dict(model_wrapper_cfg=dict(type="MMFullyShardedDataParallel",
                                                            sharding_strategy="HYBRID_SHARD")))
     assert strategy.strategy_name == "fsdp_mm" and strategy.replicate_size == "auto"
-    assert strategy.reshard_after_forward and strategy._save_distributed_checkpoint  # MMEngine's 'local' default
+    assert strategy.reshard_after_forward is None  # FULL_SHARD: torch's default resharding
+    assert strategy._save_distributed_checkpoint  # MMEngine's 'local' default
 
 
 @pytest.mark.parametrize(

@@ -177,6 +177,16 @@ def misuse(out: Path) -> None:
                         use_distributed_sampler=False, enable_progress_bar=False)
     trainer.fit(module, DataLoader(net_data(), batch_size=8))
     errors["cpu_offload"] = gathered(module.model)
+    # bfloat16 compute through mp_policy: the units see bfloat16 weights and inputs, the shards stay float32
+    module = MMLightningModule(Net(), optim_wrapper=NET_OPTIM)
+    seen = []
+    module.model.body[0].register_forward_hook(lambda m, inputs, out: seen.append((m.weight.dtype, out.dtype)))
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+                        strategy=MMFSDPStrategy(auto_wrap_policy={nn.Linear}, mp_policy=dict(param_dtype="bfloat16")),
+                        use_distributed_sampler=False, enable_progress_bar=False)
+    trainer.fit(module, DataLoader(net_data(), batch_size=8))
+    errors["bfloat16"] = (sorted(set(seen)), {k: v.dtype for k, v in module.model.state_dict().items()},
+                          gathered(module.model))
     torch.save(errors, out / "misuse.pt")
 
 

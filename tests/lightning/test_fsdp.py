@@ -194,7 +194,7 @@ def test_sharded_checkpoint_mid_window_resumes_exactly_and_converts(tmp_path):
 
 def test_one_process_misuse_and_a_root_unit(tmp_path):
     """Misuse fails by name; parameters outside every unit make the model a unit; cpu_offload=True trains the
-    same (1 process, world size 1)."""
+    same; mp_policy computes in bfloat16 on float32 shards (1 process, world size 1)."""
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     subprocess.run([sys.executable, str(WORKER), "misuse", str(tmp_path)], env=env, timeout=120, check=True,
                    capture_output=True)
@@ -210,6 +210,10 @@ def test_one_process_misuse_and_a_root_unit(tmp_path):
               enable_progress_bar=False).fit(reference, DataLoader(net_data(), batch_size=8))
     assert_close(params, reference.model.state_dict())
     assert_close(errors["cpu_offload"], reference.model.state_dict())
+    seen, dtypes, params = errors["bfloat16"]
+    assert seen == [(torch.bfloat16, torch.bfloat16)] and set(dtypes.values()) == {torch.float32}
+    assert_close(params, reference.model.state_dict(), tol=2e-2)  # bfloat16 compute: close, not equal
+    assert any((params[k] - v).abs().max() > 0 for k, v in reference.model.state_dict().items())
 
 
 def test_lightning_fsdp_points_to_fsdp_mm():

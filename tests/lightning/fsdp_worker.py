@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
+from torch.utils.data import DataLoader
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE_GAN = HERE.parents[1] / "examples" / "gan"
@@ -145,10 +146,38 @@ def build(case: str) -> tuple[MMLightningModule, ShardData, object]:
     raise ValueError(case)
 
 
+def first_linear(module: nn.Module, recurse: bool, nonwrapped_numel: int) -> bool:
+    """An FSDP1-style policy: only Net's first Linear is a unit (body.2 is left to the model's own unit)."""
+    return recurse or module.__class__ is nn.Linear and module.in_features == 4
+
+
+def all_gathers_per_iteration(reshard_after_forward) -> list[int]:
+    """All-gathers FSDP runs in each of 3 iterations (``dist.all_gather_single``), units body.0 and the model."""
+    counts, original = [], dist.all_gather_single
+
+    def counted(*args, **kwargs):
+        counts[-1] += 1
+        return original(*args, **kwargs)
+
+    class PerIteration(L.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            counts.append(0)
+
+    module = MMLightningModule(Net(), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)))
+    strategy = MMFSDPStrategy(auto_wrap_policy=first_linear, reshard_after_forward=reshard_after_forward)
+    trainer = L.Trainer(accelerator="cpu", devices=2, max_steps=3, logger=False, enable_checkpointing=False,
+                        strategy=strategy, callbacks=[PerIteration()], enable_progress_bar=False)
+    dist.all_gather_single = counted
+    try:
+        trainer.fit(module, ShardData(net_data()))
+    finally:
+        dist.all_gather_single = original
+    return counts
+
+
 def misuse(out: Path) -> None:
     """One process: each misuse in its own Trainer; the errors go to ``OUT_DIR/misuse.pt``."""
     from lightning.pytorch.demos.boring_classes import BoringModel
-    from torch.utils.data import DataLoader
 
     attempts = dict(
         not_mm_module=(BoringModel(), "fsdp_mm"),
@@ -166,7 +195,6 @@ def misuse(out: Path) -> None:
             errors[name] = (type(exc).__name__, str(exc))
     # leftover parameters (body.2 is not in a unit): the model itself becomes a unit, gathered by its forward
     module = MMLightningModule(Net(), optim_wrapper=NET_OPTIM)
-    first_linear = lambda module, recurse, nonwrapped_numel: recurse or module.__class__ is nn.Linear and module.in_features == 4  # noqa: E731
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=2, strategy=MMFSDPStrategy(auto_wrap_policy=first_linear),
                         use_distributed_sampler=False, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(module, DataLoader(net_data(), batch_size=8))
@@ -194,6 +222,10 @@ def main() -> None:
     case, out = sys.argv[1], Path(sys.argv[2])
     if case == "misuse":
         misuse(out)
+        return
+    if case == "reshard":  # three runs in the same two processes
+        counts = {str(value): all_gathers_per_iteration(value) for value in (None, True, False)}
+        torch.save(counts, out / f"reshard_rank{int(os.environ.get('LOCAL_RANK', 0))}.pt")
         return
     resume = "resume" in sys.argv[3:]
     module, data, strategy = build(case)

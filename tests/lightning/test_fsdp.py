@@ -76,6 +76,17 @@ def test_sharded_accumulation_with_clipping_and_scheduler_equals_one_process_and
     assert sum(sum(rank["local_numel"].values()) for rank in sharded) == total
 
 
+def test_reshard_after_forward_sets_the_all_gathers(tmp_path):
+    """Units body.0 (inside the model's own unit) and the model: None (torch's default) gathers body.0 again
+    for backward but keeps the root's parameters; True gathers both again; False neither."""
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    subprocess.run([sys.executable, str(WORKER), "reshard", str(tmp_path)], env=env, timeout=180, check=True,
+                   capture_output=True)
+    for rank in (0, 1):
+        counts = torch.load(tmp_path / f"reshard_rank{rank}.pt")
+        assert counts == {"None": [3, 3, 3], "True": [4, 4, 4], "False": [2, 2, 2]}
+
+
 def test_hybrid_sharding_over_two_nodes(tmp_path):
     """replicate_size='auto': one replica per node (2 nodes of 1 process over loopback), equal to one process."""
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "NUM_NODES": "2", "DEVICES": "1"}

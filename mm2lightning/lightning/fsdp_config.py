@@ -72,7 +72,8 @@ def _wrapper_kwargs(wrapper: Mapping[str, Any]) -> dict[str, Any]:
             kwargs["replicate_size"] = "auto"
     offload = cfg.pop("cpu_offload", None)
     if offload is not None:
-        kwargs["cpu_offload"] = offload if isinstance(offload, bool) else bool(getattr(offload, "offload_params", False))
+        # MMEngine: a bool or FSDP1's CPUOffload(offload_params=...)
+        kwargs["cpu_offload"] = offload if isinstance(offload, bool) else bool(getattr(offload, "offload_params", 0))
     precision = cfg.pop("mixed_precision", None)
     if precision is not None:
         kwargs["mp_policy"] = _mp_policy(precision)
@@ -104,7 +105,9 @@ def fsdp_strategy(cfg: Mapping[str, Any]) -> MMFSDPStrategy:
         raise ValueError(f"expected an FSDP config of type {FSDP_STRATEGY_TYPES + FSDP_WRAPPER_TYPES}, got {kind!r}")
     wrapper = dict(cfg.pop("model_wrapper", None) or {})
     if wrapper.get("type", "MMFullyShardedDataParallel") not in FSDP_WRAPPER_TYPES:
-        raise ValueError(f"FSDPStrategy's model_wrapper type must be MMFullyShardedDataParallel, got {wrapper['type']!r}")
+        raise ValueError(
+            f"FSDPStrategy's model_wrapper type must be MMFullyShardedDataParallel, got {wrapper['type']!r}"
+        )
     kwargs = _wrapper_kwargs(wrapper)
     state_dict_cfg = cfg.pop("state_dict_cfg", "local")
     if isinstance(state_dict_cfg, Mapping):
@@ -113,7 +116,9 @@ def fsdp_strategy(cfg: Mapping[str, Any]) -> MMFSDPStrategy:
         state_dict_cfg, state_dict_cfg
     )
     if state_dict_cfg not in ("local", "full"):
-        raise ValueError(f"state_dict_cfg must be 'local', 'full' or a dict with state_dict_type, got {state_dict_cfg!r}")
+        raise ValueError(
+            f"state_dict_cfg must be 'local', 'full' or a dict with state_dict_type, got {state_dict_cfg!r}"
+        )
     kwargs["save_distributed_checkpoint"] = state_dict_cfg == "local"
     if cfg.pop("skip_init_weights", False):
         raise ValueError("FSDPStrategy(skip_init_weights=True) is not supported by strategy='fsdp_mm'")

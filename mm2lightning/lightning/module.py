@@ -56,8 +56,8 @@ def check_strategy_support(strategy: Strategy, optim_wrapper: OptimWrapper) -> N
 
     Raises:
         MisconfigurationException: Lightning's FSDP or model-parallel strategies (no manual optimization
-            there; ``'fsdp_mm'`` shards under ``train_step``); DeepSpeed with several optim wrappers, ``AmpOptimWrapper``, accumulation or
-            ``clip_grad`` (DeepSpeed's engine owns those); an ``OptimWrapperDict`` under Lightning's whole-model
+            there; ``'fsdp_mm'`` shards under ``train_step``); DeepSpeed with several optim wrappers,
+            ``AmpOptimWrapper``, accumulation or ``clip_grad`` (DeepSpeed's engine owns those); an ``OptimWrapperDict`` under Lightning's whole-model
             ``'ddp'`` without ``find_unused_parameters``.
     """
     name = type(strategy).__name__

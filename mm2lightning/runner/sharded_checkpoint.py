@@ -43,7 +43,9 @@ class _IndexUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if name in _INDEX_GLOBALS.get(module, ()):
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"the checkpoint index refers to {module}.{name}, which is not checkpoint metadata")
+        raise pickle.UnpicklingError(
+            f"the checkpoint index refers to {module}.{name}, which is not checkpoint metadata"
+        )
 
 
 class _SafeReader(FileSystemReader):

@@ -152,3 +152,16 @@ def test_unsupported_options_fail_by_name(cfg, match):
 def test_use_orig_params_false_warns_that_it_has_no_meaning():
     with pytest.warns(UserWarning, match="use_orig_params=False has no meaning under FSDP2"):
         fsdp_strategy(dict(type="MMFullyShardedDataParallel", use_orig_params=False))
+
+
+def test_fsdp1_objects_in_the_wrapper_config():
+    """MMEngine's wrapper also takes FSDP1's own CPUOffload and MixedPrecision objects."""
+    from torch.distributed.fsdp import CPUOffload, MixedPrecision
+
+    strategy = fsdp_strategy(dict(type="MMFullyShardedDataParallel", cpu_offload=CPUOffload(offload_params=True),
+                                  mixed_precision=MixedPrecision(param_dtype=torch.bfloat16)))
+    assert isinstance(strategy.offload_policy, CPUOffloadPolicy)
+    assert (strategy.mp_policy.param_dtype, strategy.mp_policy.reduce_dtype) == (torch.bfloat16, None)
+    with pytest.raises(ValueError, match="keep_low_precision_grads=True has no FSDP2 counterpart"):
+        fsdp_strategy(dict(type="MMFullyShardedDataParallel",
+                           mixed_precision=MixedPrecision(param_dtype=torch.float16, keep_low_precision_grads=True)))

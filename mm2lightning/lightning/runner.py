@@ -290,7 +290,9 @@ class Runner:
     def _build_trainer(self) -> pl.Trainer:
         # The hook driver first: MMEngine's CheckpointHook (MMCheckpoint here) runs after the other hooks.
         callbacks = [self._hook_driver] if self._hook_driver is not None else []
-        callbacks += [*self._hook_callbacks, self._iterator_seed]
+        callbacks += self._hook_callbacks
+        if self._schedule is not None and not self._schedule.by_epoch:  # only MMEngine's iteration-based loop draws
+            callbacks.append(self._iterator_seed)
         kwargs = dict(self._hook_trainer_args, **self._loop_flags)
         if self._schedule is not None and self._dataloaders["val"] is not None:
             callbacks.append(self._schedule)

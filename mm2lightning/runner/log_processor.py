@@ -77,7 +77,7 @@ class LogProcessor:
         if self.log_with_hierarchy:  # tag keys keep their train/val/test prefix; log_tag's do not
             tag = self._collect_scalars(parsed_cfg, runner, mode, True)
         else:
-            tag = copy.deepcopy(log_tag)
+            tag = dict(log_tag)  # a shallow copy suffices: log_tag only loses keys below
 
         lr_items = []
         for key, value in tag.items():

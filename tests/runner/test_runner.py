@@ -780,3 +780,16 @@ def test_experiment_name_and_log_directory_follow_mmengine(tmp_path):
     assert torch.load(tmp_path / "epoch_1.ckpt", weights_only=True)["meta"] == dict(
         seed=1, experiment_name=runner.experiment_name
     )
+
+
+def test_the_early_iterator_draw_is_a_callback_of_iteration_based_runs_only(tmp_path):
+    """MMEngine's IterBasedTrainLoop draws its iterator's seed before init_weights; an epoch-based run has nothing
+    to draw, so its Trainer carries no callback for it (no hook calls per iteration)."""
+    from mm2lightning.lightning.iterator_seed import IteratorSeed
+
+    def has_it(runner: Runner) -> bool:
+        return any(isinstance(c, IteratorSeed) for c in runner.trainer.callbacks)
+
+    assert not has_it(regression_runner(tmp_path / "epochs"))
+    assert has_it(regression_runner(tmp_path / "iters", train_cfg=dict(by_epoch=False, max_iters=4),
+                                    param_scheduler=None))

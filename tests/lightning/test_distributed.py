@@ -33,10 +33,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_worker(case: str, out: Path, *extra: str, env: dict | None = None) -> None:
+def run_worker(case: str, out: Path, *extra: str, env: dict | None = None, worker: Path = WORKER) -> None:
+    """``python WORKER CASE OUT EXTRA...`` as rank 0 (Lightning launches rank 1 from it)."""
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), **(env or {})}
-    subprocess.run([sys.executable, str(WORKER), case, str(out), *extra], check=True, env=env, timeout=180,
-                   capture_output=True)
+    result = subprocess.run([sys.executable, str(worker), case, str(out), *extra], env=env, timeout=180,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def run_two_nodes(case: str, out: Path, worker: Path = WORKER) -> None:
+    """The worker as 2 nodes of 1 process each, over loopback."""
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "NUM_NODES": "2", "DEVICES": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, str(worker), case, str(out)],
+                         env={**os.environ, **env, "NODE_RANK": str(node)},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for node in (0, 1)
+    ]
+    assert [p.wait(timeout=180) for p in procs] == [0, 0]
 
 
 def load(out: Path, name: str) -> list[dict]:
@@ -149,14 +163,7 @@ def test_gan_under_whole_model_ddp_names_the_two_fixes(tmp_path):
 
 
 def test_two_nodes_over_loopback(tmp_path):
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "NUM_NODES": "2", "DEVICES": "1"}
-    procs = [
-        subprocess.Popen([sys.executable, str(WORKER), "net_ddp", str(tmp_path)],
-                         env={**os.environ, **env, "NODE_RANK": str(node)},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for node in (0, 1)
-    ]
-    assert [p.wait(timeout=180) for p in procs] == [0, 0]
+    run_two_nodes("net_ddp", tmp_path)
     ranks = load(tmp_path, "net_ddp")
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert_sync_pattern(ranks)

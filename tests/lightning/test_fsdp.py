@@ -7,8 +7,6 @@ with a 1-process unsharded run on the concatenated batches and with the same run
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,17 +28,16 @@ from mm2lightning.runner.checkpoint import convert_checkpoint, load_checkpoint_f
 from fsdp_worker import NET_OPTIM, NET_SCHEDULER
 from gan import GAN_OPTIM, GAN_SCHEDULERS, make_gan_class, ring_dataset
 from models import Net, net_data
-from test_distributed import free_port, single_process
+from test_distributed import run_two_nodes, single_process
+from test_distributed import run_worker as launch
 
 WORKER = Path(__file__).resolve().parent / "fsdp_worker.py"
 ITERATIONS = 10  # 2 epochs x 5 batches per rank: not a multiple of accumulative_counts=3
 
 
 def run_worker(case: str, out: Path, *extra: str) -> list[dict]:
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    result = subprocess.run([sys.executable, str(WORKER), case, str(out), *extra], env=env, timeout=180,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    """Run a case and return what each rank saved."""
+    launch(case, out, *extra, worker=WORKER)
     suffix = "_resumed" if extra else ""
     return [torch.load(out / f"{case}{suffix}_rank{r}.pt", weights_only=False) for r in (0, 1)]
 
@@ -79,9 +76,7 @@ def test_sharded_accumulation_with_clipping_and_scheduler_equals_one_process_and
 def test_reshard_after_forward_sets_the_all_gathers(tmp_path):
     """Units body.0 (inside the model's own unit) and the model: None (torch's default) gathers body.0 again
     for backward but keeps the root's parameters; True gathers both again; False neither."""
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    subprocess.run([sys.executable, str(WORKER), "reshard", str(tmp_path)], env=env, timeout=180, check=True,
-                   capture_output=True)
+    launch("reshard", tmp_path, worker=WORKER)
     for rank in (0, 1):
         counts = torch.load(tmp_path / f"reshard_rank{rank}.pt")
         assert counts == {"None": [3, 3, 3], "True": [4, 4, 4], "False": [2, 2, 2]}
@@ -89,14 +84,7 @@ def test_reshard_after_forward_sets_the_all_gathers(tmp_path):
 
 def test_hybrid_sharding_over_two_nodes(tmp_path):
     """replicate_size='auto': one replica per node (2 nodes of 1 process over loopback), equal to one process."""
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "NUM_NODES": "2", "DEVICES": "1"}
-    procs = [
-        subprocess.Popen([sys.executable, str(WORKER), "net_hsdp", str(tmp_path)],
-                         env={**os.environ, **env, "NODE_RANK": str(node)},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for node in (0, 1)
-    ]
-    assert [p.wait(timeout=180) for p in procs] == [0, 0]
+    run_two_nodes("net_hsdp", tmp_path, worker=WORKER)
     reference = single_process(MMLightningModule(Net(), optim_wrapper=NET_OPTIM, param_scheduler=NET_SCHEDULER),
                                net_data())
     for rank in [torch.load(tmp_path / f"net_hsdp_rank{r}.pt", weights_only=False) for r in (0, 1)]:
@@ -206,9 +194,7 @@ def test_sharded_checkpoint_mid_window_resumes_exactly_and_converts(tmp_path):
 def test_one_process_misuse_and_a_root_unit(tmp_path):
     """Misuse fails by name; parameters outside every unit make the model a unit; cpu_offload=True trains the
     same; mp_policy computes in bfloat16 on float32 shards (1 process, world size 1)."""
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    subprocess.run([sys.executable, str(WORKER), "misuse", str(tmp_path)], env=env, timeout=120, check=True,
-                   capture_output=True)
+    launch("misuse", tmp_path, worker=WORKER)
     errors = torch.load(tmp_path / "misuse.pt")
     assert errors["not_mm_module"][0] == "TypeError"
     assert "fsdp_mm" in errors["not_mm_module"][1] and "BoringModel" in errors["not_mm_module"][1]

@@ -1,30 +1,27 @@
 """Per-iteration overhead of mm2lightning against plain PyTorch, Lightning and MMEngine's Runner.
 
-Runs the same model, data, seed and optimizer (SGD with momentum) as
+The same model, data, seed and optimizer (SGD with momentum) run as
 
   (a) plain        - a plain PyTorch loop: forward, loss, backward, step, zero_grad;
-  (b) lightning    - a hand-written LightningModule under manual optimization that
-                     logs nothing (Lightning's own floor);
-  (c) mm2lightning - ``MMLightningModule`` around an mm2lightning ``BaseModel``, with
-                     its default logging (CSVLogger, ``log_every_n_steps=50``);
-  (d) mmengine     - MMEngine's ``Runner`` with its default hooks and logging
-                     (LoggerHook every 10 iterations, LocalVisBackend), when mmengine
-                     is installed;
-  (e) runner       - mm2lightning's ``Runner`` with the same arguments as (d) (its
-                     Trainer logs to a CSVLogger every 10 iterations, MMEngine's default):
-                     the cost of the migration path against (c) and against (d).
+  (b) lightning    - a hand-written LightningModule under manual optimization that logs
+                     nothing (Lightning's own floor);
+  (c) mm2lightning - ``MMLightningModule`` around an mm2lightning ``BaseModel``, with its
+                     default logging (CSVLogger, ``log_every_n_steps=50``);
+  (d) mmengine     - MMEngine's ``Runner`` with its default hooks and logging (LoggerHook
+                     every 10 iterations, text log, ``scalars.json``), when installed;
+  (e) runner       - mm2lightning's ``Runner`` with the same arguments as (d).
 
-Each run is its own subprocess (clean peak memory, nothing shared). In a round the
-runs of all variants start together, warm up, then take turns in lock-step: 100
-timed iterations of (a), then of (b), (c), (d), (a), ... while the others wait, so
-that drifts of the machine hit every variant alike. Only whole iterations after the
-warm-up are timed, from the same point of every loop: Trainer/Runner construction,
-the first iterations and the teardown are left out. See benchmarks/README.md.
+Each run is its own subprocess with the allocator's defaults. In a round one run per
+variant starts; they warm up side by side, then take turns in lock-step, one timed
+chunk each ((a) chunk 1, (b) chunk 1, ..., (a) chunk 2, ...) while the others wait
+outside their chunks, and all of them leave (teardown) only after the last chunk. A
+ratio is paired: the two variants' chunks of the same turn, over every turn of every
+round; the report gives its median and interquartile range. See benchmarks/README.md.
 
-    python benchmarks/bench_overhead.py                       # both workloads, 5 rounds (~4 min on 2 cores)
-    python benchmarks/bench_overhead.py --quick               # smoke run (well under a minute)
+    python benchmarks/bench_overhead.py                      # both workloads, 5 rounds (~6 min on 2 cores)
     python benchmarks/bench_overhead.py --out benchmarks/results.md
-    python benchmarks/bench_overhead.py --profile --workloads mlp   # cProfile of the timed window of (b) and (c)
+    python benchmarks/bench_overhead.py --quick              # smoke run (well under a minute)
+    python benchmarks/bench_overhead.py --profile /tmp/prof  # cProfile of each variant's timed window
 """
 
 from __future__ import annotations
@@ -34,8 +31,8 @@ import json
 import os
 import platform
 import resource
-import statistics
 import selectors
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,39 +43,32 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULT_MARK = "BENCH_RESULT "
-VARIANTS = {  # name -> (letter, description)
-    "plain": ("a", "plain PyTorch loop"),
-    "lightning": ("b", "LightningModule, manual optimization, no logging"),
-    "mm2lightning": ("c", "MMLightningModule + BaseModel, default logging"),
-    "mmengine": ("d", "MMEngine Runner, default hooks and logging"),
-    "runner": ("e", "mm2lightning Runner, the same arguments as (d)"),
-}
+VARIANTS = {  # name -> letter
+    "plain": "a", "lightning": "b", "mm2lightning": "c", "mmengine": "d", "runner": "e",
+}  # fmt: skip
 LR, MOMENTUM = 0.01, 0.9
+RATIOS = {"c/b": ("mm2lightning", "lightning"), "c/d": ("mm2lightning", "mmengine"),
+          "b/d": ("lightning", "mmengine"), "e/c": ("runner", "mm2lightning"), "e/d": ("runner", "mmengine")}
+TARGETS = {("mlp", "c/b"): 1.10, ("mlp", "e/d"): 1.05, ("conv", "c/b"): 1.03, ("conv", "c/d"): 1.00}
+MAX_SPREAD = 0.02  # the interquartile range of a paired ratio, relative to it, that the report can judge by
 
 
 @dataclass(frozen=True)
 class Workload:
-    name: str
     title: str
     batch_size: int
-    warmup: int  # iterations before the timed window
-    measured: int  # timed iterations; a multiple of 100 so that every variant logs/flushes equally often
-    quick_warmup: int
-    quick_measured: int
-    pool: int  # distinct synthetic batches, cycled
+    warmup: int  # iterations before the first chunk
+    chunk: int  # iterations per timed chunk: a multiple of every logging period (10, 50) and the CSV flush (100)
+    chunks: int  # timed chunks per run
 
 
 WORKLOADS = {
-    "mlp": Workload("mlp", "tiny MLP 32-64-10, batch 16", 16, 100, 1500, 50, 300, 64),
-    "conv": Workload("conv", "ConvNet 3x(conv3x3+ReLU) on 32x32 RGB, batch 32", 32, 20, 400, 10, 100, 16),
+    "mlp": Workload("tiny MLP 32-64-10, batch 16", 16, warmup=100, chunk=500, chunks=10),
+    "conv": Workload("ConvNet 3x(conv3x3+ReLU) on 32x32 RGB, batch 32", 32, warmup=20, chunk=100, chunks=6),
 }
-CHUNK = 100  # iterations per timed chunk: a multiple of Lightning's log (50) and CSV flush (100) and MMEngine's log (10) periods
-# glibc returns the large activation buffers freed every iteration to the kernel (munmap / heap trim) and
-# page-faults them back in on the next one; in a VM the cost of that differs from process to process by
-# 10-20 %, which swamps the ConvNet's differences. Keeping them in the heap makes runs repeatable (and
-# faster, for every variant alike). --system-malloc turns it off.
-STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
-TAIL = 1  # iterations run after the timed window, so that nothing end-of-run happens inside it
+QUICK = dict(warmup=20, chunk=100, chunks=2)
+TAIL = 1  # iterations after the last chunk, so that nothing end-of-run happens inside it
+POOL = 64  # distinct synthetic batches, cycled
 
 
 # ---------------------------------------------------------------------------------------------- model and data
@@ -112,25 +102,23 @@ class BatchDataset:
         return self.batches[index % len(self.batches)]
 
 
-def build_loader(wl: Workload, iterations: int, seed: int, device: str):
-    """A DataLoader yielding ``iterations`` synthetic batches, from a seeded generator (no downloads)."""
+def first(items: list):
+    """``collate_fn``: the batch is already collated."""
+    return items[0]
+
+
+def build_loader(workload: str, iterations: int, seed: int, device: str):
+    """A DataLoader of ``iterations`` synthetic batches on ``device``: one pre-collated batch per index, so
+    that data loading is a small, equal part of every variant's step (and MMEngine gets a batch sampler)."""
     import torch
     from torch.utils.data import DataLoader
 
     gen = torch.Generator().manual_seed(seed + 1)
-    shape = (wl.batch_size, 32) if wl.name == "mlp" else (wl.batch_size, 3, 32, 32)
-    batches = [
-        (torch.randn(shape, generator=gen).to(device), torch.randint(0, 10, (wl.batch_size,), generator=gen).to(device))
-        for _ in range(wl.pool)
-    ]
-    # One pre-collated batch per index: a real batch sampler (MMEngine's DistSamplerSeedHook needs one) and no
-    # per-sample indexing or stacking, so that data loading stays a small, equal part of every variant's step.
-    return DataLoader(BatchDataset(batches, iterations), batch_size=1, collate_fn=first, shuffle=False, num_workers=0)
-
-
-def first(items: list):
-    """``collate_fn``: the batch is already collated."""
-    return items[0]
+    size = WORKLOADS[workload].batch_size
+    shape = (size, 32) if workload == "mlp" else (size, 3, 32, 32)
+    batches = [(torch.randn(shape, generator=gen).to(device), torch.randint(0, 10, (size,), generator=gen).to(device))
+               for _ in range(POOL)]
+    return DataLoader(BatchDataset(batches, iterations), batch_size=1, collate_fn=first, shuffle=False)
 
 
 def checksum(net) -> float:
@@ -139,63 +127,39 @@ def checksum(net) -> float:
 
 # ---------------------------------------------------------------------------------------------- the timed window
 class Window:
-    """Times chunks of ``CHUNK`` iterations after the warm-up, taking turns with the other runs.
+    """Times ``chunks`` chunks of ``chunk`` iterations after ``warmup``, taking turns with the other runs.
 
-    Called with the 0-based batch index from the same point of every loop (after the optimizer step and
-    zero_grad). At the end of iteration ``warmup - 1`` and every ``CHUNK`` iterations after it, up to
-    ``warmup + measured - 1``, it closes the running chunk, tells the driver ("R") and, but for the last,
-    waits for the driver's go ("G") before it opens the next one: the waiting is outside every chunk.
-    Each chunk holds ``CHUNK`` whole iterations, data loading and logging included, and the same logging
-    work in every variant (``CHUNK`` is a multiple of every logging and flushing period involved).
-    Without a driver (``ctrl=None``) it times the chunks back to back.
+    Called with the 0-based batch index from the same point of every loop (after the optimizer step
+    and zero_grad). At the end of iteration ``warmup - 1`` and after each chunk it tells the driver
+    ("R") and waits for its go ("G"), outside every chunk; after the last chunk the go releases the
+    run to its end. Without a driver (``ctrl=None``) the chunks run back to back.
     """
 
-    def __init__(self, warmup: int, measured: int, sync: Callable[[], None], profiler: Any = None,
-                 ctrl: tuple[int, int] | None = None) -> None:
-        self.first = warmup - 1
-        self.last = warmup + measured - 1
-        self.chunk = CHUNK if measured % CHUNK == 0 else measured
-        self.n_chunks = measured // self.chunk
-        self.sync = sync
-        self.profiler = profiler
-        self.ctrl = ctrl
-        self.chunks: list[float] = []
-        self.t_open: float | None = None
-        self.threads = None
-
-    def _turn(self, last: bool) -> None:
-        if self.ctrl is None:
-            return
-        go_fd, ready_fd = self.ctrl
-        os.write(ready_fd, b"R")
-        if not last and os.read(go_fd, 1) != b"G":
-            raise RuntimeError("the benchmark driver went away")
+    def __init__(self, warmup: int, chunk: int, chunks: int, sync: Callable[[], None],
+                 ctrl: tuple[int, int] | None = None, profiler: Any = None) -> None:
+        self.first, self.chunk = warmup - 1, chunk
+        self.last = self.first + chunk * chunks
+        self.sync, self.ctrl, self.profiler = sync, ctrl, profiler
+        self.chunks_ms: list[float] = []
+        self.t_open = 0.0
 
     def __call__(self, batch_idx: int) -> None:
         if batch_idx < self.first or batch_idx > self.last or (batch_idx - self.first) % self.chunk:
             return
-        if self.t_open is not None:
+        self.sync()
+        if batch_idx > self.first:
+            self.chunks_ms.append((time.perf_counter() - self.t_open) * 1e3 / self.chunk)
             if self.profiler is not None:
                 self.profiler.disable()
-            self.sync()
-            self.chunks.append((time.perf_counter() - self.t_open) * 1e3 / self.chunk)
-        last = batch_idx == self.last
-        self._turn(last)
-        if last:
-            import torch
-
-            self.threads = torch.get_num_threads()
-            return
-        if self.profiler is not None:
-            self.profiler.enable()
-        self.sync()
-        self.t_open = time.perf_counter()
-
-    def chunks_ms(self) -> list[float]:
-        """ms per iteration of each chunk."""
-        if len(self.chunks) != self.n_chunks:
-            raise RuntimeError("the timed window was not reached: the run stopped early")
-        return self.chunks
+        if self.ctrl is not None:
+            go_fd, ready_fd = self.ctrl
+            os.write(ready_fd, b"R")
+            if os.read(go_fd, 1) != b"G":
+                raise RuntimeError("the benchmark driver went away")
+        if batch_idx < self.last:
+            if self.profiler is not None:
+                self.profiler.enable()
+            self.t_open = time.perf_counter()
 
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -211,27 +175,27 @@ def run_plain(net, loader, device: str, window: Window, work_dir: str):
         optimizer.step()
         optimizer.zero_grad()
         window(batch_idx)
-    return net
+
+
+def _stamp(window: Window):
+    import lightning.pytorch as pl
+
+    class Stamp(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            window(batch_idx)
+
+    return Stamp()
 
 
 def _trainer(device: str, window: Window, work_dir: str):
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
 
-    class Stamp(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            window(batch_idx)
-
     return pl.Trainer(
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
-        max_epochs=1,
+        accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
         logger=CSVLogger(work_dir),  # log_every_n_steps: Lightning's default (50)
-        callbacks=[Stamp()],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+        callbacks=[_stamp(window)], enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+    )  # fmt: skip
 
 
 def run_lightning(net, loader, device: str, window: Window, work_dir: str):
@@ -248,69 +212,55 @@ def run_lightning(net, loader, device: str, window: Window, work_dir: str):
         def training_step(self, batch, batch_idx) -> None:
             opt = self.optimizers()
             inputs, labels = batch
-            loss = F.cross_entropy(self.net(inputs), labels)
-            self.manual_backward(loss)
+            self.manual_backward(F.cross_entropy(self.net(inputs), labels))
             opt.step()
             opt.zero_grad()
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.net.parameters(), lr=LR, momentum=MOMENTUM)
 
-    module = ManualModule(net)
-    trainer = _trainer(device, window, work_dir)
-    trainer.fit(module, loader)
-    return net
+    _trainer(device, window, work_dir).fit(ManualModule(net), loader)
 
 
-def _mm2lightning_classifier(net):
-    """``net`` in an mm2lightning ``BaseModel`` with a cross-entropy loss (variants (c) and (e))."""
+def _classifier(base_model: type, net):
+    """``net`` in a ``BaseModel`` (MMEngine's or ours) with a cross-entropy loss."""
     import torch.nn.functional as F
 
-    from mm2lightning.model import BaseModel
-
-    class Classifier(BaseModel):
+    class Classifier(base_model):
         def __init__(self, net) -> None:
             super().__init__()
             self.net = net
 
         def forward(self, inputs, labels=None, mode="tensor"):
             logits = self.net(inputs)
-            if mode == "loss":
-                return dict(loss=F.cross_entropy(logits, labels))
-            return logits
+            return dict(loss=F.cross_entropy(logits, labels)) if mode == "loss" else logits
 
     return Classifier(net)
 
 
 def run_mm2lightning(net, loader, device: str, window: Window, work_dir: str):
     from mm2lightning import MMLightningModule
+    from mm2lightning.model import BaseModel
 
-    module = MMLightningModule(
-        _mm2lightning_classifier(net), optim_wrapper=dict(optimizer=dict(type="SGD", lr=LR, momentum=MOMENTUM))
-    )
-    trainer = _trainer(device, window, work_dir)
-    trainer.fit(module, loader)
-    return net
+    optim_wrapper = dict(optimizer=dict(type="SGD", lr=LR, momentum=MOMENTUM))
+    _trainer(device, window, work_dir).fit(MMLightningModule(_classifier(BaseModel, net), optim_wrapper), loader)
 
 
-def run_mmengine(net, loader, device: str, window: Window, work_dir: str, log_level: str = "INFO"):
+def _runner_args(model, loader, work_dir: str, stamp) -> dict[str, Any]:
+    """What (d) and (e) give their Runner: MMEngine's defaults but the checkpoint files."""
+    return dict(
+        model=model, work_dir=work_dir, train_dataloader=loader, train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=LR, momentum=MOMENTUM)),
+        default_hooks=dict(checkpoint=None), custom_hooks=[stamp],
+    )  # fmt: skip
+
+
+def run_mmengine(net, loader, device: str, window: Window, work_dir: str):
     import logging
 
-    import torch.nn.functional as F
     from mmengine.hooks import Hook
     from mmengine.model import BaseModel
     from mmengine.runner import Runner
-
-    class Classifier(BaseModel):
-        def __init__(self, net) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, inputs, labels=None, mode="tensor"):
-            logits = self.net(inputs)
-            if mode == "loss":
-                return dict(loss=F.cross_entropy(logits, labels))
-            return logits
 
     class Stamp(Hook):
         priority = "LOWEST"  # after LoggerHook: the same point of the loop as the other variants
@@ -318,127 +268,55 @@ def run_mmengine(net, loader, device: str, window: Window, work_dir: str, log_le
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
             window(batch_idx)
 
-    model = Classifier(net)
-    if device.startswith("cuda"):
-        model = model.to(device)
-    runner = Runner(
-        model=model,
-        work_dir=work_dir,
-        train_dataloader=loader,
-        train_cfg=dict(by_epoch=True, max_epochs=1),
-        optim_wrapper=dict(optimizer=dict(type="SGD", lr=LR, momentum=MOMENTUM)),
-        default_hooks=dict(checkpoint=None),  # no checkpoint files; every other default hook kept
-        custom_hooks=[Stamp()],
-        log_level=log_level,
-    )
-    runner.train()
+    model = _classifier(BaseModel, net).to(device)
+    Runner(**_runner_args(model, loader, work_dir, Stamp())).train()
     logging.getLogger("mmengine").handlers.clear()
-    return net
 
 
 def run_runner(net, loader, device: str, window: Window, work_dir: str):
-    import lightning.pytorch as pl
-
+    from mm2lightning.model import BaseModel
     from mm2lightning.runner import Runner
 
-    class Stamp(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            window(batch_idx)
-
-    runner = Runner(
-        model=_mm2lightning_classifier(net),
-        work_dir=work_dir,
-        train_dataloader=loader,
-        train_cfg=dict(by_epoch=True, max_epochs=1),
-        optim_wrapper=dict(optimizer=dict(type="SGD", lr=LR, momentum=MOMENTUM)),
-        default_hooks=dict(checkpoint=None),  # as (d)
-        custom_hooks=[Stamp()],
-        trainer_cfg=dict(accelerator="gpu" if device.startswith("cuda") else "cpu", enable_progress_bar=False,
-                         enable_model_summary=False),
-    )
-    runner.train()
-    return net
+    trainer_cfg = dict(accelerator="gpu" if device.startswith("cuda") else "cpu", enable_progress_bar=False,
+                       enable_model_summary=False)
+    Runner(**_runner_args(_classifier(BaseModel, net), loader, work_dir, _stamp(window)), trainer_cfg=trainer_cfg).train()
 
 
-RUNNERS = {
-    "plain": run_plain,
-    "lightning": run_lightning,
-    "mm2lightning": run_mm2lightning,
-    "mmengine": run_mmengine,
-    "runner": run_runner,
-}
+RUNNERS = {"plain": run_plain, "lightning": run_lightning, "mm2lightning": run_mm2lightning,
+           "mmengine": run_mmengine, "runner": run_runner}
+IMPORTS = {"lightning": "lightning.pytorch", "mm2lightning": "mm2lightning.lightning", "mmengine": "mmengine.runner",
+           "runner": "mm2lightning.lightning.runner"}
 
 
 # ---------------------------------------------------------------------------------------------- one run (child)
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return float("nan")
-
-
-def _maxrss_mb() -> float:
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, KiB on Linux
-
-
 def run_one(spec: dict[str, Any], profiler: Any = None) -> dict[str, Any]:
-    """Run one variant on one workload; return its timing, memory and final-parameter checksum."""
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    """Run one variant on one workload; return its chunk times, peak memory and final-parameter checksum."""
+    import importlib
+
     import torch
 
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     if spec["threads"] > 0:
         torch.set_num_threads(spec["threads"])
-        torch.set_num_interop_threads(spec["threads"])
     variant, device = spec["variant"], spec["device"]
-    # Import the variant's framework before the memory baseline, so that "growth" is the run itself.
-    if variant in ("lightning", "mm2lightning", "runner"):
-        import lightning.pytorch  # noqa: F401
-    if variant == "mm2lightning":
-        import mm2lightning.lightning  # noqa: F401
-    if variant == "runner":
-        import mm2lightning.lightning.runner  # noqa: F401
-    if variant == "mmengine":
-        import mmengine.runner  # noqa: F401
-    wl = WORKLOADS[spec["workload"]]
-    cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    window = Window(spec["warmup"], spec["measured"], sync, profiler, spec.get("ctrl"))
-    loader = build_loader(wl, spec["warmup"] + spec["measured"] + TAIL, spec["seed"], device)
-    net = build_net(wl.name, spec["seed"])
-    baseline: dict[str, float] = {}
-
-    def before_run() -> None:
-        baseline["rss"] = _rss_mb()
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            baseline["cuda"] = torch.cuda.memory_allocated() / 2**20
-
-    kwargs = {"log_level": spec["mmengine_log_level"]} if variant == "mmengine" else {}
+    if variant in IMPORTS:
+        importlib.import_module(IMPORTS[variant])
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    window = Window(spec["warmup"], spec["chunk"], spec["chunks"], sync, spec.get("ctrl"), profiler)
+    iterations = spec["warmup"] + spec["chunk"] * spec["chunks"] + TAIL
+    loader = build_loader(spec["workload"], iterations, spec["seed"], device)
+    net = build_net(spec["workload"], spec["seed"])
     with tempfile.TemporaryDirectory(prefix=f"bench_{variant}_") as work_dir:
-        before_run()  # after imports, data and model: growth is the Trainer/Runner and the run
-        net = RUNNERS[variant](net, loader, device, window, work_dir, **kwargs)
-    result = dict(
-        spec,
-        ms_per_iter=statistics.median(window.chunks_ms()),
-        mean_ms_per_iter=statistics.fmean(window.chunks_ms()),
-        chunks_ms=window.chunks_ms(),
-        peak_rss_mb=_maxrss_mb(),
-        rss_growth_mb=_maxrss_mb() - baseline["rss"],
-        threads_seen=window.threads,
-        checksum=checksum(net),
-    )
-    if cuda:
-        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        result["cuda_growth_mb"] = result["peak_cuda_mb"] - baseline["cuda"]
-    return result
+        RUNNERS[variant](net, loader, device, window, work_dir)
+    if len(window.chunks_ms) != spec["chunks"]:
+        raise RuntimeError(f"{variant}: {len(window.chunks_ms)} of {spec['chunks']} chunks timed: the run stopped early")
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+    return dict(spec, chunks_ms=window.chunks_ms, peak_rss_mb=maxrss, checksum=checksum(net),
+                threads_seen=torch.get_num_threads())
 
 
-def child_main(spec_json: str) -> None:
-    spec = json.loads(spec_json)
+def child_main(spec: dict[str, Any]) -> None:
     profiler = None
     if spec.get("profile"):
         import cProfile
@@ -446,24 +324,16 @@ def child_main(spec_json: str) -> None:
         profiler = cProfile.Profile()
     result = run_one(spec, profiler)
     if profiler is not None:
-        import io
-        import pstats
-
-        stream = io.StringIO()
-        stats = pstats.Stats(profiler, stream=stream)
-        print(f"\n=== cProfile of ({VARIANTS[spec['variant']][0]}) {spec['variant']} on {spec['workload']}: "
-              f"{spec['measured']} timed iterations, {result['ms_per_iter']:.3f} ms/iter under the profiler ===")
-        stats.sort_stats("tottime").print_stats(spec["profile_top"])
-        stats.sort_stats("cumulative").print_stats(spec["profile_top"])
-        print(stream.getvalue())
+        profiler.dump_stats(spec["profile"])
     print(RESULT_MARK + json.dumps(result), flush=True)
 
 
+# ---------------------------------------------------------------------------------------------- the driver
 class Run:
     """One child process running one variant, with its control pipes and output file."""
 
-    def __init__(self, spec: dict[str, Any], lockstep: bool) -> None:
-        self.spec = spec
+    def __init__(self, spec: dict[str, Any], lockstep: bool = True) -> None:
+        self.name = f"{spec['variant']} on {spec['workload']}"
         self.output = tempfile.TemporaryFile(mode="w+")
         fds: tuple[int, ...] = ()
         if lockstep:
@@ -472,25 +342,18 @@ class Run:
             spec = dict(spec, ctrl=[go_r, ready_w])
             fds = (go_r, ready_w)
         cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-        env = os.environ.copy()
-        if spec.get("steady_malloc"):
-            for key, value in STEADY_MALLOC.items():
-                env.setdefault(key, value)
-        self.proc = subprocess.Popen(cmd, stdout=self.output, stderr=subprocess.STDOUT, pass_fds=fds, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=self.output, stderr=subprocess.STDOUT, pass_fds=fds)
         for fd in fds:
             os.close(fd)
-
-    def name(self) -> str:
-        return f"{self.spec['variant']} on {self.spec['workload']}"
 
     def wait_ready(self, timeout: float) -> None:
         with selectors.DefaultSelector() as sel:
             sel.register(self.ready_r, selectors.EVENT_READ)
             if not sel.select(timeout):
-                raise RuntimeError(f"{self.name()}: no answer within {timeout:.0f} s")
+                raise RuntimeError(f"{self.name}: no answer within {timeout:.0f} s")
         if os.read(self.ready_r, 1) != b"R":
             self.proc.wait()
-            raise RuntimeError(f"{self.name()} failed (exit code {self.proc.returncode})")
+            raise RuntimeError(f"{self.name} failed (exit code {self.proc.returncode})")
 
     def go(self) -> None:
         os.write(self.go_w, b"G")
@@ -505,10 +368,8 @@ class Run:
         text = self.output.read()
         lines = [line for line in text.splitlines() if line.startswith(RESULT_MARK)]
         if self.proc.returncode != 0 or not lines:
-            raise RuntimeError(f"{self.name()} failed (exit code {self.proc.returncode}):\n{text[-5000:]}")
-        return json.loads(lines[-1][len(RESULT_MARK):]), "\n".join(
-            line for line in text.splitlines() if not line.startswith(RESULT_MARK)
-        )
+            raise RuntimeError(f"{self.name} failed (exit code {self.proc.returncode}):\n{text[-5000:]}")
+        return json.loads(lines[-1][len(RESULT_MARK):]), text
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -516,122 +377,86 @@ class Run:
             self.proc.wait()
         for fd in (getattr(self, "go_w", None), getattr(self, "ready_r", None)):
             if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+                os.close(fd)
         self.output.close()
 
 
 def run_round(specs: list[dict[str, Any]], verbose: bool, timeout: float) -> list[dict[str, Any]]:
-    """Start one run per spec, let them take turns chunk by chunk, return their results (in spec order)."""
-    runs = [Run(spec, lockstep=True) for spec in specs]
+    """One run per spec, in lock-step chunk by chunk; their results in spec order."""
+    runs = [Run(spec) for spec in specs]
     try:
         for run in runs:  # all warmed up and waiting
             run.wait_ready(timeout)
-        for _ in range(specs[0]["measured"] // CHUNK if specs[0]["measured"] % CHUNK == 0 else 1):
+        for _ in range(specs[0]["chunks"]):
             for run in runs:
                 run.go()
                 run.wait_ready(timeout)
+        for run in runs:  # every chunk is timed: all may end now
+            run.go()
         results = []
         for run in runs:
             result, text = run.finish(timeout)
             if verbose:
                 print(text)
             if 0 < result["threads"] != result["threads_seen"]:
-                print(f"warning: {run.name()} ran with {result['threads_seen']} torch threads, not {result['threads']}",
+                print(f"warning: {run.name} ran with {result['threads_seen']} threads, not {result['threads']}",
                       file=sys.stderr)
             results.append(result)
         return results
     except Exception:
         for run in runs:
             run.output.seek(0)
-            sys.stderr.write(f"--- output of {run.name()} ---\n{run.output.read()[-3000:]}\n")
+            sys.stderr.write(f"--- output of {run.name} ---\n{run.output.read()[-3000:]}\n")
         raise
     finally:
         for run in runs:
             run.close()
 
 
-def profile(spec: dict[str, Any], timeout: float) -> None:
-    run = Run(spec, lockstep=False)
-    try:
-        _, text = run.finish(timeout)
-        print(text)
-    finally:
-        run.close()
+# ---------------------------------------------------------------------------------------------- the report
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile)."""
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
 
 
-def have_mmengine() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("mmengine") is not None
-
-
-def _fmt_ratio(num: float | None, den: float | None) -> str:
-    return f"{num / den:.3f}" if num and den else "n/a"
+def paired_ratios(runs: list[dict[str, Any]], num: str, den: str) -> list[float]:
+    """``num``'s chunk over ``den``'s chunk of the same turn, for every turn of every round."""
+    by = {(r["round"], r["variant"]): r["chunks_ms"] for r in runs}
+    rounds = sorted({r["round"] for r in runs})
+    return [x / y for r in rounds for x, y in zip(by[r, num], by[r, den])]
 
 
-TARGETS = {("mlp", "c/b"): 1.10, ("conv", "c/b"): 1.03, ("conv", "c/d"): 1.0}
-RATIOS = {
-    "c/a": ("mm2lightning", "plain"),
-    "c/b": ("mm2lightning", "lightning"),
-    "c/d": ("mm2lightning", "mmengine"),
-    "b/d": ("lightning", "mmengine"),
-    "e/c": ("runner", "mm2lightning"),
-    "e/d": ("runner", "mmengine"),
-}
-
-
-def table(workload: str, runs: list[dict[str, Any]], device: str) -> tuple[str, dict[str, float]]:
-    """The Markdown table of one workload, and its ratios."""
-    by_variant: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        by_variant.setdefault(run["variant"], []).append(run)
-    med = {v: statistics.median(r["ms_per_iter"] for r in rs) for v, rs in by_variant.items()}
-    ref_sum = by_variant["plain"][0]["checksum"] if "plain" in by_variant else None
-    cuda = device.startswith("cuda")
-    mem_cols = "peak CUDA MB | CUDA growth MB | peak RSS MB" if cuda else "peak RSS MB | RSS growth MB"
-    lines = [
-        f"| variant | median ms/iter | min–max ms/iter | × plain | {mem_cols} | same weights as (a) |",
-        "|---|---:|---:|---:|" + "---:|" * (3 if cuda else 2) + ":---:|",
-    ]
-    for variant, rs in by_variant.items():
-        times = [r["ms_per_iter"] for r in rs]
-        mem = (
-            [statistics.median(r[k] for r in rs) for k in ("peak_cuda_mb", "cuda_growth_mb", "peak_rss_mb")]
-            if cuda
-            else [statistics.median(r[k] for r in rs) for k in ("peak_rss_mb", "rss_growth_mb")]
-        )
-        same = "n/a" if ref_sum is None else (
-            "yes" if all(abs(r["checksum"] - ref_sum) <= 1e-4 * max(1.0, abs(ref_sum)) for r in rs) else "NO"
-        )
-        letter, _ = VARIANTS[variant]
-        lines.append(
-            f"| ({letter}) {variant} | {med[variant]:.4f} | {min(times):.4f}–{max(times):.4f} | "
-            f"{_fmt_ratio(med[variant], med.get('plain'))} | " + " | ".join(f"{m:.1f}" for m in mem) + f" | {same} |"
-        )
-    ratios = {}
-    lines += [
-        "",
-        "| ratio | of the medians | paired (median over chunks) | target (from the issue; reported, not asserted) |",
-        "|---|---:|---:|---|",
-    ]
+def table(workload: str, runs: list[dict[str, Any]]) -> str:
+    """The Markdown tables of one workload: times per variant, then the paired ratios."""
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in runs)]
+    chunks = {v: [c for r in runs if r["variant"] == v for c in r["chunks_ms"]] for v in variants}
+    med = {v: quartiles(chunks[v])[1] for v in variants}
+    ref = next((r["checksum"] for r in runs if r["variant"] == "plain"), None)
+    lines = ["| variant | ms/iter (median of chunks) | IQR of chunks | x (a) | peak RSS MB | same weights as (a) |",
+             "|---|---:|---:|---:|---:|:---:|"]
+    for v in variants:
+        q1, _, q3 = quartiles(chunks[v])
+        sums = [r["checksum"] for r in runs if r["variant"] == v]
+        same = "n/a" if ref is None else "yes" if all(abs(s - ref) <= 1e-4 * max(1.0, abs(ref)) for s in sums) else "NO"
+        rss = statistics.median(r["peak_rss_mb"] for r in runs if r["variant"] == v)
+        times_plain = f"{med[v] / med['plain']:.3f}" if "plain" in med else "n/a"
+        lines.append(f"| ({VARIANTS[v]}) {v} | {med[v]:.4f} | {q1:.4f}–{q3:.4f} | {times_plain} | {rss:.1f} | {same} |")
+    lines += ["", "| ratio (paired) | median | IQR | spread (IQR / median) | target |", "|---|---:|---:|---:|---|"]
     for name, (num, den) in RATIOS.items():
         if num in med and den in med:
-            ratios[name] = med[num] / med[den]
-            paired = statistics.median(
-                x / y
-                for rn, rd in zip(by_variant[num], by_variant[den])
-                for x, y in zip(rn["chunks_ms"], rd["chunks_ms"])
-            )
+            q1, ratio, q3 = quartiles(paired_ratios(runs, num, den))
+            spread = (q3 - q1) / ratio
             target = TARGETS.get((workload, name))
-            verdict = "" if target is None else f"≤ {target:.2f}: {'met' if ratios[name] <= target else 'NOT met'}"
-            lines.append(f"| {name} | {ratios[name]:.3f} | {paired:.3f} | {verdict} |")
-    return "\n".join(lines), ratios
+            verdict = "" if target is None else f"≤ {target:.2f}: {'met' if ratio <= target else 'NOT met'}"
+            flag = "" if spread < MAX_SPREAD else " (over 2 %)"
+            lines.append(f"| {name} | **{ratio:.3f}** | {q1:.3f}–{q3:.3f} | {spread:.1%}{flag} | {verdict} |")
+    return "\n".join(lines)
 
 
-def environment(args, device: str, variants: list[str]) -> str:
+def environment(args: argparse.Namespace, device: str) -> str:
     import torch
 
     versions = [f"torch {torch.__version__}"]
@@ -640,135 +465,99 @@ def environment(args, device: str, variants: list[str]) -> str:
             versions.append(f"{mod} {__import__(mod).__version__}")
         except ImportError:
             versions.append(f"{mod} not installed")
-    cpu = platform.processor() or platform.machine()
+    cpu = platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     dev = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({cpu}, {os.cpu_count()} cores)"
-    threads = args.threads if args.threads > 0 else f"torch default ({torch.get_num_threads()})"
-    return (
-        f"- device: `{device}` — {dev}; torch threads: {threads}\n"
-        f"- versions: Python {platform.python_version()}, {', '.join(versions)}\n"
-        f"- variants: {', '.join(f'({VARIANTS[v][0]}) {v}' for v in variants)}; rounds: {args.rounds}"
-        f"{' (--quick)' if args.quick else ''}; MMEngine log_level: {args.mmengine_log_level}\n"
-        f"- malloc: {'system defaults' if args.system_malloc or not sys.platform.startswith('linux') else ', '.join(f'{k}={v}' for k, v in STEADY_MALLOC.items())}"
-    )
+    return (f"- device: `{device}`: {dev}; torch threads per run: {args.threads or 'default'}; the allocator's "
+            f"defaults\n- versions: Python {platform.python_version()}, {', '.join(versions)}\n"
+            f"- rounds: {args.rounds}{' (--quick)' if args.quick else ''}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="mlp,conv", help="comma-separated: mlp, conv (default: both)")
-    parser.add_argument("--variants", default="plain,lightning,mm2lightning,mmengine,runner",
-                        help="comma-separated subset of plain, lightning, mm2lightning, mmengine "
-                        "(mmengine is skipped when not installed)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated subset of " + ", ".join(VARIANTS) + " (mmengine: when installed)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="short runs and 1 round: a smoke test (well under a minute)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up iterations (default: per workload)")
-    parser.add_argument("--measured", type=int, default=None,
-                        help="timed iterations (default: per workload; keep it a multiple of 100)")
+    parser.add_argument("--chunks", type=int, default=None, help="timed chunks per run (default: per workload)")
+    parser.add_argument("--quick", action="store_true", help="short runs, 1 round: a smoke test")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in each run; 0 = torch's default")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run; 0: torch's default")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mmengine-log-level", default="INFO",
-                        help="Runner(log_level=...) for (d); INFO is MMEngine's default")
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="leave glibc's malloc settings as they are (by default the runs keep freed large "
-                        "buffers in the heap, for repeatable numbers; see STEADY_MALLOC)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the Markdown report to this file")
-    parser.add_argument("--raw", type=Path, default=None, help="write every run's measurements (JSON) to this file")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead of benchmarking, cProfile the timed window of one run per variant "
-                        "(default variants: lightning,mm2lightning) on the first workload")
-    parser.add_argument("--profile-top", type=int, default=30, help="rows of each cProfile listing")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
+    parser.add_argument("--raw", type=Path, help="write every run's chunk times (JSON) to this file")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="instead: cProfile each variant's timed window, one run each, into DIR/<workload>_<variant>.prof")
     parser.add_argument("--verbose", action="store_true", help="show the runs' own output")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a run may take to reach its next turn")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        child_main(args.child)
+        child_main(json.loads(args.child))
         return 0
+
+    import importlib.util
 
     import torch
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = [w for w in workloads if w not in WORKLOADS]
-    if unknown:
-        parser.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
-    if args.profile and args.variants == parser.get_default("variants"):
-        args.variants = "lightning,mm2lightning"
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    if "mmengine" in variants and not have_mmengine():
+    workloads = [w for w in args.workloads.split(",") if w]
+    variants = [v for v in args.variants.split(",") if v]
+    for given, known, what in ((workloads, WORKLOADS, "workload"), (variants, VARIANTS, "variant")):
+        if unknown := [x for x in given if x not in known]:
+            parser.error(f"unknown {what}(s) {unknown}; choose from {list(known)}")
+    if "mmengine" in variants and importlib.util.find_spec("mmengine") is None:
         print("mmengine is not installed: skipping variant (d) mmengine", file=sys.stderr)
         variants.remove("mmengine")
-    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
-    args.rounds = rounds
+    args.rounds = args.rounds or (1 if args.quick else 5)
 
-    def spec_for(workload: str, variant: str) -> dict[str, Any]:
+    def spec_for(workload: str, variant: str, **extra: Any) -> dict[str, Any]:
         wl = WORKLOADS[workload]
-        return dict(
-            workload=workload,
-            variant=variant,
-            device=device,
-            threads=args.threads,
-            seed=args.seed,
-            warmup=args.warmup or (wl.quick_warmup if args.quick else wl.warmup),
-            measured=args.measured or (wl.quick_measured if args.quick else wl.measured),
-            mmengine_log_level=args.mmengine_log_level,
-            profile=args.profile,
-            profile_top=args.profile_top,
-            steady_malloc=not args.system_malloc and sys.platform.startswith("linux"),
-        )
+        sizes = QUICK if args.quick else dict(warmup=wl.warmup, chunk=wl.chunk, chunks=wl.chunks)
+        if args.chunks:
+            sizes = dict(sizes, chunks=args.chunks)
+        return dict(workload=workload, variant=variant, device=device, threads=args.threads, seed=args.seed,
+                    **sizes, **extra)
 
-    if args.profile:
-        for variant in variants:
-            profile(spec_for(workloads[0], variant), args.timeout)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        for workload in workloads:
+            for variant in variants:
+                out = args.profile / f"{workload}_{variant}.prof"
+                run = Run(spec_for(workload, variant, profile=str(out)), lockstep=False)
+                try:
+                    result, _ = run.finish(args.timeout)
+                finally:
+                    run.close()
+                ms = statistics.median(result["chunks_ms"])
+                print(f"{out}: ({VARIANTS[variant]}) {variant}, {ms:.4f} ms/iter under the profiler")
         return 0
 
     started = time.perf_counter()
-    load_before = os.getloadavg()
-    sections = []
-    raw = []
+    sections, raw = [], []
     for workload in workloads:
         runs = []
-        for r in range(rounds):
+        for r in range(args.rounds):
             results = run_round([spec_for(workload, v) for v in variants], args.verbose, args.timeout)
             for result in results:
                 result["round"] = r
             runs += results
-            raw += results
-            print(f"[{workload} round {r + 1}/{rounds}] ms/iter: "
-                  + "  ".join(f"({VARIANTS[x['variant']][0]}) {x['ms_per_iter']:.4f}" for x in results),
-                  file=sys.stderr, flush=True)
-        wl = WORKLOADS[workload]
-        text, _ = table(workload, runs, device)
+            print(f"[{workload} round {r + 1}/{args.rounds}] ms/iter: " + "  ".join(
+                f"({VARIANTS[x['variant']]}) {statistics.median(x['chunks_ms']):.4f}" for x in results),
+                file=sys.stderr, flush=True)  # fmt: skip
+        raw += runs
         spec = spec_for(workload, variants[0])
-        section = (
-            f"## {wl.title}\n\n"
-            f"{spec['warmup']} warm-up + {spec['measured']} timed iterations per run, in chunks of {CHUNK}; "
-            f"median over {rounds} rounds.\n\n"
-            + text
-        )
+        section = (f"## {WORKLOADS[workload].title}\n\n{spec['warmup']} warm-up iterations, then {spec['chunks']} "
+                   f"chunks of {spec['chunk']} iterations per run, {args.rounds} rounds.\n\n{table(workload, runs)}")
         print("\n" + section + "\n", flush=True)
         sections.append(section)
-    elapsed = time.perf_counter() - started
-    load = f"load average (1 min) before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
-    command = "python benchmarks/bench_overhead.py " + " ".join(
-        a for a in (argv if argv is not None else sys.argv[1:])
-    )
-    report = (
-        "# mm2lightning overhead benchmark\n\n"
-        f"Command: `{command.strip()}` ({elapsed:.0f} s)\n\n"
-        + environment(args, device, variants)
-        + f"\n- {load} (other processes on the machine add noise)\n\n"
-        + "\n\n".join(sections)
-        + "\n"
-    )
+    command = " ".join(["python benchmarks/bench_overhead.py", *(argv if argv is not None else sys.argv[1:])])
+    report = (f"# mm2lightning overhead benchmark\n\nCommand: `{command}` ({time.perf_counter() - started:.0f} s, "
+              f"{time.strftime('%Y-%m-%d')})\n\n{environment(args, device)}\n\n" + "\n\n".join(sections) + "\n")
     if args.raw is not None:
         args.raw.write_text(json.dumps(raw, indent=1))
     if args.out is not None:

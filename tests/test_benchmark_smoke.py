@@ -24,5 +24,5 @@ def test_quick_run_prints_a_table_row_per_variant():
         row = re.search(rf"^\| \({letter}\) {name} \| (\d+\.\d+) \|.*\| yes \|$", out, re.MULTILINE)
         assert row, f"no table row for ({letter}) {name} with the same final weights as (a):\n{out}"
         assert float(row.group(1)) > 0
-    assert re.search(r"^\| c/b \| \d+\.\d+ \|", out, re.MULTILINE)
-    assert re.search(r"^\| e/c \| \d+\.\d+ \|", out, re.MULTILINE)
+    for ratio in ("c/b", "e/c"):  # paired: median, interquartile range, spread
+        assert re.search(rf"^\| {ratio} \| \*\*\d+\.\d+\*\* \| \d+\.\d+–\d+\.\d+ \| \d+\.\d%", out, re.MULTILINE), out

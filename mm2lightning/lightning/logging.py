@@ -89,10 +89,11 @@ class _Loop:
 
 
 class _RunnerState:
-    """What ``LogProcessor`` reads from MMEngine's Runner, with MMEngine's counters, at one point."""
+    """What ``LogProcessor`` reads from MMEngine's Runner, with MMEngine's counters (``iter``, ``epoch``: set
+    before each read); the loops' lengths are read from the Trainer when asked."""
 
-    def __init__(self, module: pl.LightningModule, hub: MessageHub, iteration: int, epoch: int) -> None:
-        trainer = module.trainer
+    def __init__(self, module: pl.LightningModule, hub: MessageHub, iteration: int = 0, epoch: int = 0) -> None:
+        self._trainer = trainer = module.trainer
         self.message_hub = hub
         self.model = module._step_model
         self.iter = iteration
@@ -101,9 +102,18 @@ class _RunnerState:
         self.max_epochs = trainer.max_epochs if by_epoch else 1
         self.max_iters = module.max_iters
         self._train_loop = self if trainer.state.fn == TrainerFn.FITTING else None
-        self.train_loop = _Loop(trainer.num_training_batches)
-        self.val_loop = _Loop(sum(trainer.num_val_batches))
-        self.test_loop = _Loop(sum(trainer.num_test_batches))
+
+    @property
+    def train_loop(self) -> _Loop:
+        return _Loop(self._trainer.num_training_batches)
+
+    @property
+    def val_loop(self) -> _Loop:
+        return _Loop(sum(self._trainer.num_val_batches))
+
+    @property
+    def test_loop(self) -> _Loop:
+        return _Loop(sum(self._trainer.num_test_batches))
 
 
 _hub_ids = itertools.count()
@@ -165,6 +175,7 @@ class TrainLogPath:
         wrappers = optim_wrapper.values() if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper]
         self._clipped = [(wrapper, wrapper.grad_norm) for wrapper in wrappers if wrapper.clip_grad_kwargs]
         self._start_iter, self._time_total = trainer.global_step, 0.0  # as IterTimerHook.before_train
+        self._state = _RunnerState(module, hub)  # what the LogProcessor reads at log steps
         self._t = time.time()  # also for a run resumed inside an epoch (no epoch start)
 
     def start_clock(self) -> None:
@@ -259,8 +270,9 @@ class TrainLogPath:
 
     def _log(self, batch: Any) -> None:
         trainer = self._trainer
-        epoch = trainer.current_epoch if self._by_epoch else 0
-        state = _RunnerState(self._module, self._hub, trainer.global_step - 1, epoch)
+        state = self._state
+        state.iter = trainer.global_step - 1
+        state.epoch = trainer.current_epoch if self._by_epoch else 0
         tag, log_str = self.log_processor.get_log_after_iter(state, self._epoch_loop.batch_idx, "train")
         if self._module.text_logger is not None:
             self._module.text_logger.info(log_str)

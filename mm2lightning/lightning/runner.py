@@ -316,13 +316,19 @@ class Runner:
         kwargs.update(self._trainer_cfg)
         return pl.Trainer(**kwargs)
 
-    def _datamodule(self) -> pl.LightningDataModule:
-        """The dataloaders, built per process after Lightning started the process group (DefaultSampler needs it)."""
-        datamodule = pl.LightningDataModule()
-        for stage, loader in self._dataloaders.items():
-            if loader is not None:
-                setattr(datamodule, f"{stage}_dataloader", self._loader_factory(loader, stage))
-        return datamodule
+    @contextmanager
+    def _dataloaders_on_module(self) -> Iterator[None]:
+        """The dataloaders as the module's ``<stage>_dataloader`` hooks for one Trainer call: built per process
+        after Lightning started the process group (DefaultSampler needs it). Not a ``LightningDataModule``:
+        Lightning would check one for overridden batch hooks at every batch."""
+        stages = [stage for stage, loader in self._dataloaders.items() if loader is not None]
+        for stage in stages:
+            setattr(self.module, f"{stage}_dataloader", self._loader_factory(self._dataloaders[stage], stage))
+        try:
+            yield
+        finally:
+            for stage in stages:
+                delattr(self.module, f"{stage}_dataloader")
 
     def _loader_factory(self, loader: Any, stage: str) -> Callable[[], DataLoader]:
         def build() -> DataLoader:
@@ -458,7 +464,8 @@ class Runner:
                     warnings.filterwarnings(
                         "ignore", message="You're resuming from a checkpoint that ended before the epoch"
                     )
-                    self.trainer.fit(self.module, datamodule=self._datamodule(), ckpt_path=fit_path, weights_only=False)
+                    with self._dataloaders_on_module():
+                        self.trainer.fit(self.module, ckpt_path=fit_path, weights_only=False)
             finally:
                 if fit_path is not None and fit_path != resume_from:  # an MMEngine checkpoint rebuilt for Lightning
                     fit_path.unlink(missing_ok=True)
@@ -508,5 +515,6 @@ class Runner:
                     self.load_checkpoint(path)
                 self._loaded_weights = True
             run = self.trainer.validate if stage == "val" else self.trainer.test
-            run(self.module, datamodule=self._datamodule(), verbose=False)
+            with self._dataloaders_on_module():
+                run(self.module, verbose=False)
         return dict(self.module.val_metrics if stage == "val" else self.module.test_metrics)

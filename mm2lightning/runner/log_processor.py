@@ -178,7 +178,6 @@ class LogProcessor:
         self, custom_cfg: list[dict[str, Any]], runner: Any, mode: str, reserve_prefix: bool = False
     ) -> OrderedDict[str, Any]:
         """The statistics of the ``<mode>/`` scalars: window means, latest values, then ``custom_cfg``'s."""
-        custom_cfg = copy.deepcopy(custom_cfg)
         tag: OrderedDict[str, Any] = OrderedDict()
         mode_history_scalars: OrderedDict[str, Any] = OrderedDict()
         for prefix_key, log_buffer in runner.message_hub.log_scalars.items():
@@ -186,11 +185,12 @@ class LogProcessor:
                 key = prefix_key if reserve_prefix else self._remove_prefix(prefix_key, f"{mode}/")
                 mode_history_scalars[key] = log_buffer
         for key, buffer in mode_history_scalars.items():
-            if re.search(self.mean_pattern, key) is not None:
+            if self.mean_pattern.search(key) is not None:
                 tag[key] = buffer.mean(self.window_size)
             else:
                 tag[key] = buffer.current()
         for log_cfg in custom_cfg:
+            log_cfg = dict(log_cfg)  # popped below
             data_src = log_cfg.pop("data_src")
             log_name = log_cfg.pop("log_name", data_src)
             if reserve_prefix:
@@ -237,7 +237,7 @@ class LogProcessor:
         self, runner: Any, batch_idx: int, custom_cfg: list[dict[str, Any]] | None = None
     ) -> list[dict[str, Any]]:
         """``custom_cfg`` with ``'epoch'``/``'global'`` windows as iteration counts."""
-        custom_cfg = copy.deepcopy(self.custom_cfg if custom_cfg is None else custom_cfg)
+        custom_cfg = [dict(log_cfg) for log_cfg in (self.custom_cfg if custom_cfg is None else custom_cfg)]
         for log_cfg in custom_cfg:
             window_size = log_cfg.get("window_size", None)
             if window_size is None or isinstance(window_size, int):

@@ -317,6 +317,8 @@ def run_one(spec: dict[str, Any], profiler: Any = None) -> dict[str, Any]:
 
 
 def child_main(spec: dict[str, Any]) -> None:
+    if spec.get("core") is not None:
+        os.sched_setaffinity(0, {spec["core"]})
     profiler = None
     if spec.get("profile"):
         import cProfile
@@ -382,7 +384,14 @@ class Run:
 
 
 def run_round(specs: list[dict[str, Any]], verbose: bool, timeout: float) -> list[dict[str, Any]]:
-    """One run per spec, in lock-step chunk by chunk; their results in spec order."""
+    """One run per spec, in lock-step chunk by chunk; their results in spec order.
+
+    With two cores or more the runs share one core (they take turns on it) and the driver has another.
+    """
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) > 1:
+        os.sched_setaffinity(0, cores[:-1])
+        specs = [dict(spec, core=cores[-1]) for spec in specs]
     runs = [Run(spec) for spec in specs]
     try:
         for run in runs:  # all warmed up and waiting
@@ -542,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     for workload in workloads:
         runs = []
         for r in range(args.rounds):
-            results = run_round([spec_for(workload, v) for v in variants], args.verbose, args.timeout)
+            order = variants[r % len(variants):] + variants[: r % len(variants)]  # each variant leads a round in turn
+            results = run_round([spec_for(workload, v) for v in order], args.verbose, args.timeout)
             for result in results:
                 result["round"] = r
             runs += results

@@ -280,11 +280,12 @@ class TrainLogPath:
             self._module.visualizer.add_scalars(tag, step=trainer.global_step, file_path=self._module.json_log_path)
         # One write per logger, at MMEngine's log steps, as Lightning writes its own (``epoch`` and ``step``
         # counted from 0: the step of the iteration's first batch, Lightning's ``_batches_that_stepped``).
+        # Each logger reaches its files on its own schedule (CSVLogger's flush_logs_every_n_steps,
+        # TensorBoard's flush_secs) and when the fit ends; a save() per log step would double the step's cost.
         values = {key: value for key, value in tag.items() if key not in ("epoch", "iter")}
         values["epoch"] = trainer.current_epoch
         for logger in trainer.loggers:
             logger.log_metrics(values, step=trainer.global_step - 1)
-            logger.save()
         if "loss" in values and trainer.progress_bar_callback is not None:
             self._module.log("loss", values["loss"], prog_bar=True, logger=False, batch_size=batch_size(batch))
 

@@ -162,14 +162,19 @@ def test_loggers_are_written_once_per_log_step_and_nothing_is_logged_between(tmp
     log_calls, writes = [], []
     original = module.log
     module.log = lambda *a, **k: (log_calls.append(module.trainer.global_step), original(*a, **k))
-    logger = CSVLogger(tmp_path)
-    write = logger.log_metrics
+    logger = CSVLogger(tmp_path, flush_logs_every_n_steps=20)
+    write, save = logger.log_metrics, logger.save
     logger.log_metrics = lambda metrics, step=None: (writes.append((step, sorted(metrics))), write(metrics, step))
+    logger.save = lambda: (writes.append(("save", module.trainer.global_step)), save())
     trainer(tmp_path, max_epochs=1, logger=logger, log_every_n_steps=10).fit(module, DataLoader(toy_dataset(), batch_size=2))
-    # iterations 10 and 20 of 25 (Lightning's 0-based steps), one call each with every value
+    # iterations 10 and 20 of 25 (Lightning's 0-based steps), one call each with every value; the file is
+    # written on the logger's own schedule (its step 19) and when the fit ends, not at every log step (the
+    # first save is Lightning's, of the hyperparameters at the start)
     keys = ["data_time", "epoch", "loss", "loss1", "loss2", "lr", "time"]
-    assert writes == [(9, keys), (19, keys)]
+    assert writes == [("save", 0), (9, keys), (19, keys), ("save", 20), ("save", 25)]
     assert log_calls == []  # no progress bar here: nothing goes through LightningModule.log
+    with open(Path(logger.log_dir) / "metrics.csv") as f:
+        assert [row["step"] for row in csv.DictReader(f)] == ["9", "19"]
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints

@@ -53,8 +53,8 @@ STRATEGIES = {  # name -> (processes, what runs)
                "per iteration as one rank: compute and framework cost without communication"),
 }
 WORLD = 2  # processes of the DDP runs
-# The same malloc settings as bench_overhead.py (see there and benchmarks/README.md): freed activation buffers stay
-# in the heap instead of being unmapped and page-faulted back every iteration, for repeatable times.
+# glibc settings that keep freed activation buffers in the heap instead of unmapping them and page-faulting them
+# back every iteration, for repeatable times (see benchmarks/README.md; --system-malloc turns them off).
 STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 TAIL = 1  # iterations after the timed window, so that nothing end-of-run happens inside it
 POOL = 32  # distinct synthetic batches, cycled (even: rank 0 gets the even ones, rank 1 the odd ones)

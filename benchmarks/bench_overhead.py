@@ -61,11 +61,21 @@ class Workload:
     warmup: int  # iterations before the first chunk
     chunk: int  # iterations per timed chunk: a multiple of every logging period (10, 50) and the CSV flush (100)
     chunks: int  # timed chunks per run
+    mallocs: tuple[str, ...]  # the allocator settings it runs under, one table each
 
 
 WORKLOADS = {
-    "mlp": Workload("tiny MLP 32-64-10, batch 16", 16, warmup=100, chunk=500, chunks=10),
-    "conv": Workload("ConvNet 3x(conv3x3+ReLU) on 32x32 RGB, batch 32", 32, warmup=20, chunk=100, chunks=6),
+    "mlp": Workload("tiny MLP 32-64-10, batch 16", 16, warmup=100, chunk=500, chunks=10, mallocs=("default",)),
+    "conv": Workload("ConvNet 3x(conv3x3+ReLU) on 32x32 RGB, batch 32", 32, warmup=20, chunk=100, chunks=6,
+                     mallocs=("default", "steady")),
+}
+# glibc unmaps the large activation buffers freed every iteration (or trims them off the heap) and page-faults
+# them back on the next; how often depends on the heap's layout, so on the ConvNet a process's speed is a
+# lottery (10-20 % between processes of the same variant on this VM). "steady" keeps them in the heap.
+MALLOCS = {
+    "default": ("glibc's defaults, as users have them", {}),
+    "steady": ("steady allocator: MALLOC_MMAP_THRESHOLD_=33554432, MALLOC_TRIM_THRESHOLD_=1073741824",
+               {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}),
 }
 QUICK = dict(warmup=20, chunk=100, chunks=2)
 TAIL = 1  # iterations after the last chunk, so that nothing end-of-run happens inside it
@@ -345,7 +355,8 @@ class Run:
             spec = dict(spec, ctrl=[go_r, ready_w])
             fds = (go_r, ready_w)
         cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-        self.proc = subprocess.Popen(cmd, stdout=self.output, stderr=subprocess.STDOUT, pass_fds=fds)
+        env = dict(os.environ, **MALLOCS[spec["malloc"]][1])
+        self.proc = subprocess.Popen(cmd, stdout=self.output, stderr=subprocess.STDOUT, pass_fds=fds, env=env)
         for fd in fds:
             os.close(fd)
 
@@ -495,8 +506,7 @@ def environment(args: argparse.Namespace, device: str) -> str:
     except (OSError, StopIteration):
         pass
     dev = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({cpu}, {os.cpu_count()} cores)"
-    return (f"- device: `{device}`: {dev}; torch threads per run: {args.threads or 'default'}; the allocator's "
-            f"defaults\n- versions: Python {platform.python_version()}, {', '.join(versions)}\n"
+    return (f"- device: `{device}`: {dev}; torch threads per run: {args.threads or 'default'}\n- versions: Python {platform.python_version()}, {', '.join(versions)}\n"
             f"- rounds: {args.rounds}{' (--quick)' if args.quick else ''}")
 
 
@@ -508,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7; 1 with --quick)")
     parser.add_argument("--chunks", type=int, default=None, help="timed chunks per run (default: per workload)")
     parser.add_argument("--quick", action="store_true", help="short runs, 1 round: a smoke test")
+    parser.add_argument("--malloc", choices=list(MALLOCS), help="only this allocator setting (default: each "
+                        "workload's: glibc's defaults, and for the ConvNet also the steady allocator)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run; 0: torch's default")
     parser.add_argument("--seed", type=int, default=0)
@@ -538,13 +550,13 @@ def main(argv: list[str] | None = None) -> int:
         variants.remove("mmengine")
     args.rounds = args.rounds or (1 if args.quick else 7)
 
-    def spec_for(workload: str, variant: str, **extra: Any) -> dict[str, Any]:
+    def spec_for(workload: str, variant: str, malloc: str = "default", **extra: Any) -> dict[str, Any]:
         wl = WORKLOADS[workload]
         sizes = QUICK if args.quick else dict(warmup=wl.warmup, chunk=wl.chunk, chunks=wl.chunks)
         if args.chunks:
             sizes = dict(sizes, chunks=args.chunks)
         return dict(workload=workload, variant=variant, device=device, threads=args.threads, seed=args.seed,
-                    **sizes, **extra)
+                    malloc=malloc, **sizes, **extra)
 
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -563,22 +575,24 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     sections, raw = [], []
     for workload in workloads:
-        runs = []
-        for r in range(args.rounds):
-            order = variants[r % len(variants):] + variants[: r % len(variants)]  # each variant leads a round in turn
-            results = run_round([spec_for(workload, v) for v in order], args.verbose, args.timeout)
-            for result in results:
-                result["round"] = r
-            runs += results
-            print(f"[{workload} round {r + 1}/{args.rounds}] ms/iter: " + "  ".join(
-                f"({VARIANTS[x['variant']]}) {statistics.median(x['chunks_ms']):.4f}" for x in results),
-                file=sys.stderr, flush=True)  # fmt: skip
-        raw += runs
-        spec = spec_for(workload, variants[0])
-        section = (f"## {WORKLOADS[workload].title}\n\n{spec['warmup']} warm-up iterations, then {spec['chunks']} "
-                   f"chunks of {spec['chunk']} iterations per run, {args.rounds} rounds.\n\n{table(workload, runs)}")
-        print("\n" + section + "\n", flush=True)
-        sections.append(section)
+        for malloc in [args.malloc] if args.malloc else WORKLOADS[workload].mallocs:
+            runs = []
+            for r in range(args.rounds):
+                order = variants[r % len(variants):] + variants[: r % len(variants)]  # each variant leads in turn
+                results = run_round([spec_for(workload, v, malloc) for v in order], args.verbose, args.timeout)
+                for result in results:
+                    result["round"] = r
+                runs += results
+                print(f"[{workload}, {malloc} malloc, round {r + 1}/{args.rounds}] ms/iter: " + "  ".join(
+                    f"({VARIANTS[x['variant']]}) {statistics.median(x['chunks_ms']):.4f}" for x in results),
+                    file=sys.stderr, flush=True)  # fmt: skip
+            raw += runs
+            spec = spec_for(workload, variants[0])
+            section = (f"## {WORKLOADS[workload].title}: {MALLOCS[malloc][0]}\n\n{spec['warmup']} warm-up iterations, "
+                       f"then {spec['chunks']} chunks of {spec['chunk']} iterations per run, {args.rounds} round{"s" if args.rounds > 1 else ""}."
+                       f"\n\n{table(workload, runs)}")
+            print("\n" + section + "\n", flush=True)
+            sections.append(section)
     command = " ".join(["python benchmarks/bench_overhead.py", *(argv if argv is not None else sys.argv[1:])])
     report = (f"# mm2lightning overhead benchmark\n\nCommand: `{command}` ({time.perf_counter() - started:.0f} s, "
               f"{time.strftime('%Y-%m-%d')})\n\n{environment(args, device)}\n\n" + "\n\n".join(sections) + "\n")

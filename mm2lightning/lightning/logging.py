@@ -230,14 +230,26 @@ class TrainLogPath:
         length = self._trainer.num_training_batches
         return (batch_idx + 1) % interval == 0 or (batch_idx + 1 == length and length <= interval)
 
+    def _feed(self, name: str, value: Any) -> None:
+        """``hub.update_scalar(name, value)``; a float or a tensor goes straight into the key's buffer once the
+        hub made it (the checks and bookkeeping of the hub's first update need not repeat every iteration)."""
+        buffer = self._hub.log_scalars.get(name)
+        if buffer is not None and (type(value) is float or isinstance(value, torch.Tensor)):
+            buffer.update(value)
+        else:
+            self._hub.update_scalar(name, value)
+
     def before_train_iter(self) -> None:
         """As MMEngine's ``RuntimeInfoHook.before_train_iter``: the hub's ``iter`` is this iteration's, and the
         rates this iteration uses are recorded (``train/lr``, ``train/<name>.lr``, ...)."""
-        hub = self._hub
-        hub.update_info("iter", self._trainer.global_step)
-        for name, rates in self._module.optim_wrapper.get_lr().items():
-            hub.update_scalar(f"train/{name}", rates[0])
-        hub.update_scalar("train/data_time", time.time() - self._t)  # IterTimerHook's, after RuntimeInfoHook's
+        self._hub.update_info("iter", self._trainer.global_step)
+        names = self._names
+        for key, rates in self._module.optim_wrapper.get_lr().items():
+            name = names.get(key)
+            if name is None:
+                name = names[key] = f"train/{key}"
+            self._feed(name, rates[0])
+        self._feed("train/data_time", time.time() - self._t)  # IterTimerHook's, after RuntimeInfoHook's
 
     def after_train_iter(self, log_vars: Mapping[str, torch.Tensor], batch: Any, optim_wrapper: OptimWrapper) -> None:
         """Called once per iteration with ``train_step``'s output (after the schedulers stepped)."""
@@ -245,21 +257,21 @@ class TrainLogPath:
         now = time.time()
         for index, (wrapper, seen) in enumerate(self._clipped):
             if wrapper.grad_norm is not seen:  # clipped in this iteration
-                hub.update_scalar("train/grad_norm", wrapper.grad_norm)
+                self._feed("train/grad_norm", wrapper.grad_norm)
                 self._clipped[index] = (wrapper, wrapper.grad_norm)
         names = self._names
         for key, value in log_vars.items():
             name = names.get(key)
             if name is None:
                 name = names[key] = f"train/{key}"
-            hub.update_scalar(name, value)
+            self._feed(name, value)
         if self._epoch_means:
             for key, value in log_vars.items():
                 value = value.detach()
                 self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
                 self._counts[key] = self._counts.get(key, 0) + 1
         # IterTimerHook's (after RuntimeInfoHook's): the iteration's time and the run's estimated time left
-        hub.update_scalar("train/time", now - self._t)
+        self._feed("train/time", now - self._t)
         self._time_total += now - self._t
         self._t = now
         iteration = self._trainer.global_step - 1

@@ -107,6 +107,8 @@ class HistoryBuffer:
     def _convert_pending(self) -> None:
         values, counts = self._pending, self._pending_counts
         self._pending, self._pending_counts = [], []
+        if self._fit_in_place(values, counts):
+            return
         groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for index, value in enumerate(values):
             if isinstance(value, torch.Tensor):
@@ -121,6 +123,22 @@ class HistoryBuffer:
         else:
             self._append(new_logs, new_counts)
         self._start = max(self._start, self._stop - self.max_length)
+
+    def _fit_in_place(self, values: list[_Value], counts: list[int | float]) -> bool:
+        """Write floats with int counts straight into float64/int64 arrays with room for them (what every
+        iteration's update is): the same values as through :meth:`_append`, without its temporary arrays."""
+        logs, log_counts, stop = self._logs, self._counts, self._stop
+        if logs is None or log_counts is None or stop + len(values) > len(logs):
+            return False
+        if logs.dtype != np.float64 or log_counts.dtype != np.int64:
+            return False
+        if not (all(type(value) is float for value in values) and all(type(count) is int for count in counts)):
+            return False
+        logs[stop : stop + len(values)] = values
+        log_counts[stop : stop + len(values)] = counts
+        self._stop = stop + len(values)
+        self._start = max(self._start, self._stop - self.max_length)
+        return True
 
     def _append(self, logs: np.ndarray, counts: np.ndarray) -> None:
         """Append in amortized constant time (the dtypes promote as MMEngine's ``np.append``)."""

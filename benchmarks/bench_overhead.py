@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
             raw += runs
             spec = spec_for(workload, variants[0])
             section = (f"## {WORKLOADS[workload].title}: {MALLOCS[malloc][0]}\n\n{spec['warmup']} warm-up iterations, "
-                       f"then {spec['chunks']} chunks of {spec['chunk']} iterations per run, {args.rounds} round{"s" if args.rounds > 1 else ""}."
+                       f"then {spec['chunks']} chunks of {spec['chunk']} iterations per run, {args.rounds} round{'s' if args.rounds > 1 else ''}."
                        f"\n\n{table(workload, runs)}")
             print("\n" + section + "\n", flush=True)
             sections.append(section)

@@ -9,43 +9,15 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.plugins.precision import Precision
-from lightning.pytorch.profilers import PassThroughProfiler
-from lightning.pytorch.strategies import ParallelStrategy, Strategy
-from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning.pytorch.strategies import ParallelStrategy
 from torch import nn
 
+from mm2lightning.lightning.dispatch import dispatch_is_plain
 from mm2lightning.optim.backend import TORCH_BACKEND
-
-
-_STRATEGY_STEPS = ("backward", "pre_backward", "post_backward", "optimizer_step")
-_MODULE_HOOKS = ("backward", "on_before_backward", "on_after_backward")
-_CALLBACK_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 
 def _no_closure() -> None:
     """The closure handed to the strategy: train_step already ran forward and backward."""
-
-
-def dispatch_is_plain(trainer: pl.Trainer, step_hook: Callable[..., Any]) -> bool:
-    """Whether Lightning's backward and step dispatch would only run ``loss.backward()``, the module's
-    ``on_before_optimizer_step`` (``step_hook``, the module class's own) and ``optimizer.step()``.
-
-    True when the strategy and the precision plugin (``'32-true'``) add nothing to them, no profiler
-    records them, the module overrides none of ``backward``/``on_before_backward``/``on_after_backward``
-    and no callback overrides a hook of theirs: every other hook call there would be a no-op.
-    """
-    strategy = trainer.strategy
-    if type(strategy.precision_plugin) is not Precision or type(trainer.profiler) is not PassThroughProfiler:
-        return False
-    if any(getattr(type(strategy), name) is not getattr(Strategy, name) for name in _STRATEGY_STEPS):
-        return False
-    module = trainer.lightning_module
-    if any(is_overridden(name, module, pl.LightningModule) for name in _MODULE_HOOKS):
-        return False
-    if getattr(module.on_before_optimizer_step, "__func__", None) is not step_hook:
-        return False
-    return not any(is_overridden(name, cb, pl.Callback) for cb in trainer.callbacks for name in _CALLBACK_HOOKS)
 
 
 class LightningBackend:

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
 from mm2lightning.lightning.backend import LightningBackend
+from mm2lightning.lightning.dispatch import DirectBatchHooks
 from mm2lightning.lightning.fsdp import MMFSDPStrategy
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.logging import TrainLogPath
@@ -104,7 +105,7 @@ def _dataset_size(dataloaders: Any) -> int:
         return sys.maxsize
 
 
-class MMLightningModule(pl.LightningModule):
+class MMLightningModule(DirectBatchHooks, pl.LightningModule):
     """Trains an MMEngine-style model with ``lightning.Trainer``, through the model's own ``train_step``.
 
     Each training iteration calls ``model.train_step(batch, optim_wrapper)`` under

@@ -1,5 +1,5 @@
-"""LightningBackend's direct route: taken only where Lightning's backward and step dispatch would call no-op
-hooks only, and training is the same on either route."""
+"""Direct calls where Lightning's dispatch would only call no-op hooks (LightningBackend's backward and step,
+the module's batch hooks): taken only then, and training is the same either way."""
 
 from __future__ import annotations
 
@@ -41,10 +41,13 @@ class AfterBackward(MMLightningModule):
         self.after_backward += 1
 
 
-def fit(module: MMLightningModule, **kwargs) -> L.Trainer:
+def fit(module: MMLightningModule, datamodule: L.LightningDataModule | None = None, **kwargs) -> L.Trainer:
     trainer = L.Trainer(**{**dict(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
                                   enable_progress_bar=False, enable_model_summary=False), **kwargs})
-    trainer.fit(module, DataLoader(net_data(), batch_size=4))
+    if datamodule is None:
+        trainer.fit(module, DataLoader(net_data(), batch_size=4))
+    else:
+        trainer.fit(module, datamodule=datamodule)
     return trainer
 
 
@@ -56,7 +59,7 @@ def test_a_plain_fit_takes_the_direct_route_and_trains_as_through_lightnings_hoo
     """Accumulation, clipping by norm and momentum: bit-equal on both routes."""
     direct = MMLightningModule(Net(), optim_wrapper=OPTIM)
     fit(direct)
-    assert direct._backend._plain
+    assert direct._backend._plain and direct._plain_batch_hooks
     counted = CountHooks()
     dispatched = MMLightningModule(Net(), optim_wrapper=OPTIM)
     fit(dispatched, callbacks=[counted])
@@ -78,10 +81,10 @@ def test_a_module_hook_runs_through_lightning():
 def test_a_profiler_sees_the_hooks():
     module = MMLightningModule(Net(), optim_wrapper=OPTIM)
     trainer = fit(module, profiler="simple")
-    assert not module._backend._plain
+    assert not module._backend._plain and not module._plain_batch_hooks
     actions = set(trainer.profiler.recorded_durations)
-    assert "[LightningModule]MMLightningModule.on_before_optimizer_step" in actions
-    assert "[LightningModule]MMLightningModule.on_after_backward" in actions
+    for hook in ("on_before_optimizer_step", "on_after_backward", "on_before_batch_transfer", "transfer_batch_to_device"):
+        assert f"[LightningModule]MMLightningModule.{hook}" in actions
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
@@ -89,3 +92,38 @@ def test_a_precision_plugin_runs_through_lightning(precision):
     module = MMLightningModule(Net(), optim_wrapper=OPTIM)
     fit(module, precision=precision)
     assert not module._backend._plain
+
+
+class TransferringData(L.LightningDataModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.transfers = 0
+
+    def train_dataloader(self):
+        return DataLoader(net_data(), batch_size=4)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        self.transfers += 1
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+
+class AfterTransfer(MMLightningModule):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.after_transfer = 0
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        self.after_transfer += 1
+        return batch
+
+
+def test_batch_hooks_of_a_datamodule_or_a_subclass_run_through_lightning():
+    data = TransferringData()
+    module = MMLightningModule(Net(), optim_wrapper=OPTIM)
+    fit(module, data)
+    assert not module._plain_batch_hooks and data.transfers == ITERATIONS
+    fit(module)  # the next run, without that datamodule, calls them directly again
+    assert module._plain_batch_hooks
+    subclass = AfterTransfer(Net(), optim_wrapper=OPTIM)
+    fit(subclass)
+    assert not subclass._plain_batch_hooks and subclass.after_transfer == ITERATIONS

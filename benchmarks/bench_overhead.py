@@ -18,7 +18,7 @@ outside their chunks, and all of them leave (teardown) only after the last chunk
 ratio is paired: the two variants' chunks of the same turn, over every turn of every
 round; the report gives its median and interquartile range. See benchmarks/README.md.
 
-    python benchmarks/bench_overhead.py                      # both workloads, 7 rounds (~11 min on 2 cores)
+    python benchmarks/bench_overhead.py                      # both workloads, 7 rounds (~18 min on 2 cores)
     python benchmarks/bench_overhead.py --out benchmarks/results.md
     python benchmarks/bench_overhead.py --quick              # smoke run (well under a minute)
     python benchmarks/bench_overhead.py --profile /tmp/prof  # cProfile of each variant's timed window

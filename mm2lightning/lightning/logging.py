@@ -317,7 +317,8 @@ class TrainLogPath:
     # ---------------------------------------------------------------- evaluation
     def after_evaluation(self, stage: str, metrics: Mapping[str, Any]) -> None:
         """Record ``val/<name>`` (``test/<name>``) as MMEngine's ``RuntimeInfoHook``: scalars in the buffers,
-        others as runtime information; print the ``LogProcessor``'s epoch line to the module's ``text_logger``."""
+        others as runtime information; as its ``LoggerHook`` (``write_logs``), print the ``LogProcessor``'s
+        epoch line to the module's ``text_logger`` and hand the validation scalars to its visualizer."""
         trainer = self._module.trainer
         if trainer.sanity_checking:
             return
@@ -327,6 +328,8 @@ class TrainLogPath:
                 hub.update_scalar(f"{stage}/{key}", value)
             else:
                 hub.update_info(f"{stage}/{key}", value)
+        if not self._module.write_logs:  # no LoggerHook
+            return
         fitting = trainer.state.fn == TrainerFn.FITTING
         if self._module.text_logger is not None or (self._module.visualizer is not None and stage == "val"):
             loop = self._epoch_loop if fitting else None

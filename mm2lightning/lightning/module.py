@@ -195,6 +195,11 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
         self.hook_driver: HookDriver | None = hooks  # None: no callback, no cost per iteration
         # The driver of the run under way (this module's, or one given to the Trainer); set by HookDriver.bind
         self.active_hook_driver: HookDriver | None = None
+        # MMEngine's ParamSchedulerHook's work: step the schedulers (False: built and saved, never stepped)
+        self.step_schedulers = True
+        # MMEngine's LoggerHook's work: values to the loggers, text lines, the visualizer's scalars (False: the
+        # hub is fed, nothing is written)
+        self.write_logs = True
         self.text_logger: Any = None  # an MMLogger for MMEngine's text log lines (the Runner's); None: none
         # MMEngine's visualizer (the Runner's): LoggerHook's scalars go to it, and to ``json_log_path`` beside them
         self.visualizer: Any = None
@@ -295,6 +300,7 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
             if isinstance(self.param_schedulers, dict)
             else list(self.param_schedulers)
         )
+        schedulers = schedulers if self.step_schedulers else []
         self._iter_schedulers = [s for s in schedulers if not s.by_epoch and not s.need_val_args]
         self._epoch_schedulers = [s for s in schedulers if s.by_epoch and not s.need_val_args]
         self._plateau_schedulers = [s for s in schedulers if s.need_val_args]
@@ -436,8 +442,8 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
             for key, value in metrics.items()
             if isinstance(value, (int, float)) or (hasattr(value, "numel") and value.numel() == 1)
         }
-        if scalars:
-            self.log_dict(scalars, on_step=False, on_epoch=True, batch_size=1)
+        if scalars:  # for callbacks (checkpoint monitors, early stopping) and, as LoggerHook, the loggers
+            self.log_dict(scalars, on_step=False, on_epoch=True, batch_size=1, logger=self.write_logs)
         return metrics
 
     # ------------------------------------------------------------ checkpoints

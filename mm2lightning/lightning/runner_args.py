@@ -181,19 +181,22 @@ def hook_callbacks(
     custom_hooks: Sequence[Any] | None,
     work_dir: Path,
     epoch_based_loop: bool = True,
-) -> tuple[list[pl.Callback], dict[str, Any], HookList]:
+) -> tuple[list[pl.Callback], dict[str, Any], HookList, frozenset[str]]:
     """Lightning callbacks, Trainer arguments and MMEngine hooks for ``default_hooks`` and ``custom_hooks``.
 
     MMEngine's built-in default hooks become Lightning callbacks and Trainer arguments (or are done by
     ``MMLightningModule`` itself); every other hook, instance or ``HOOKS`` config, default or custom, goes into
     the returned :class:`HookList`, run by a :class:`HookDriver`. Lightning callbacks are taken as they are.
     ``epoch_based_loop`` is ``False`` under MMEngine's ``IterBasedTrainLoop`` (see :class:`MMCheckpoint`).
+    The last item names the built-in hooks in effect (``'LoggerHook'``, ``'ParamSchedulerHook'``, ...): one
+    set to ``None`` in ``default_hooks`` is not, and its work is not done, as in MMEngine.
     """
     hooks: dict[str, Any] = copy.deepcopy(_DEFAULT_HOOKS)
     hooks.update(default_hooks or {})  # as MMEngine: a hook replaces the default of its name; None removes it
     callbacks: list[pl.Callback] = []
     trainer_kwargs: dict[str, Any] = {}
     mm_hooks = HookList()
+    built_ins: set[str] = set()
     for name, hook in hooks.items():
         if hook is None:
             continue
@@ -209,6 +212,8 @@ def hook_callbacks(
             hook = {k: v for k, v in hook.items() if k != "_scope_"}  # MMEngine's built-ins: ours in every scope
         if not isinstance(hook, Mapping) and hook_type in ("CheckpointHook", "LoggerHook"):
             raise TypeError(f"default_hooks[{name!r}]: give {hook_type} as a config dict, e.g. dict(type={hook_type!r}, ...)")
+        if hook_type in ("CheckpointHook", "LoggerHook", *_BUILT_IN_HOOKS):
+            built_ins.add(hook_type)
         if hook_type == "CheckpointHook":
             callbacks.append(_checkpoint_callback(hook, work_dir, epoch_based_loop))
         elif hook_type == "LoggerHook":
@@ -223,7 +228,9 @@ def hook_callbacks(
             callbacks.append(hook)
         else:
             _register(mm_hooks, hook, f"custom_hooks[{index}]")
-    return callbacks, trainer_kwargs, mm_hooks
+    if "LoggerHook" not in built_ins:
+        trainer_kwargs["log_every_n_steps"] = 0  # MMEngine without a LoggerHook writes no logs
+    return callbacks, trainer_kwargs, mm_hooks, frozenset(built_ins)
 
 
 def _register(hooks: HookList, hook: Any, where: str) -> None:

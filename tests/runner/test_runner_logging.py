@@ -165,3 +165,33 @@ def test_a_resumed_run_logs_and_holds_the_hub_of_the_uninterrupted_run(tmp_path)
     after_resume = {step: value for step, value in logged(tmp_path / "run").items() if step > 20}
     assert sorted(after_resume) == [25, 30]  # window means over iterations 16-25 and 21-30, half before the resume
     assert after_resume == {step: logged(tmp_path / "full")[step] for step in (25, 30)}
+
+
+@pytest.mark.parametrize("removed", ["param_scheduler", "logger"])
+def test_a_default_hook_set_to_none_does_no_work_as_in_mmengine(mmengine, tmp_path, removed):
+    """default_hooks=dict(param_scheduler=None): schedulers built and never stepped; dict(logger=None): the hub
+    is fed, nothing is written (no text lines, no logged rows)."""
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    hooks = {**dict(logger=dict(type="LoggerHook", interval=5), checkpoint=None), removed: None}
+    ours = _run(Runner, BaseModel, BaseMetric, tmp_path / "ours", None, default_hooks=hooks)
+    ref = _run(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine", None, default_hooks=hooks)
+
+    for mine, theirs in zip(ours.model.parameters(), ref.model.parameters()):
+        assert torch.allclose(mine, theirs, rtol=0, atol=1e-6)
+    rates = ours.message_hub.get_scalar("train/lr").data[0]
+    np.testing.assert_allclose(rates, ref.message_hub.get_scalar("train/lr").data[0], rtol=0, atol=1e-12)
+    ours_log = next((tmp_path / "ours").glob("*/*.log")).read_text()
+    ref_log = next((tmp_path / "mmengine").glob("*/*.log")).read_text()
+    lines = re.compile(r"Epoch\((?:train|val)\)")
+    if removed == "param_scheduler":
+        assert len(set(rates)) == 1 and rates[0] == pytest.approx(0.005)  # LinearLR's start (0.1 x 0.05), never stepped
+        assert len(lines.findall(ours_log)) == len(lines.findall(ref_log)) == 9  # 6 train + 3 val lines
+    else:
+        assert len(set(rates)) > 1  # the schedulers step
+        assert lines.findall(ours_log) == lines.findall(ref_log) == []
+        assert len(ours.message_hub.get_scalar("train/loss").data[0]) == 30  # the hub is fed
+        logged = [row for path in (tmp_path / "ours").glob("*/metrics.csv") for row in csv.DictReader(open(path))]
+        assert logged == []

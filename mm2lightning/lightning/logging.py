@@ -153,7 +153,7 @@ class TrainLogPath:
         self._epoch_means = epoch_means
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
-        self._names: dict[str, str] = {}  # log_vars key -> train/<key>
+        self._names: dict[str, str] = {}  # log_vars and rate keys -> train/<key>
         self._clipped: list[tuple[OptimWrapper, Any]] = []  # wrappers clipping by norm, their last grad_norm
 
     # ------------------------------------------------------------------ training
@@ -230,6 +230,13 @@ class TrainLogPath:
         length = self._trainer.num_training_batches
         return (batch_idx + 1) % interval == 0 or (batch_idx + 1 == length and length <= interval)
 
+    def _train_name(self, key: str) -> str:
+        """``train/<key>``, made once per key."""
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = f"train/{key}"
+        return name
+
     def _feed(self, name: str, value: Any) -> None:
         """``hub.update_scalar(name, value)``; a float or a tensor goes straight into the key's buffer once the
         hub made it (the checks and bookkeeping of the hub's first update need not repeat every iteration)."""
@@ -243,12 +250,8 @@ class TrainLogPath:
         """As MMEngine's ``RuntimeInfoHook.before_train_iter``: the hub's ``iter`` is this iteration's, and the
         rates this iteration uses are recorded (``train/lr``, ``train/<name>.lr``, ...)."""
         self._hub.update_info("iter", self._trainer.global_step)
-        names = self._names
         for key, rates in self._module.optim_wrapper.get_lr().items():
-            name = names.get(key)
-            if name is None:
-                name = names[key] = f"train/{key}"
-            self._feed(name, rates[0])
+            self._feed(self._train_name(key), rates[0])
         self._feed("train/data_time", time.time() - self._t)  # IterTimerHook's, after RuntimeInfoHook's
 
     def after_train_iter(self, log_vars: Mapping[str, torch.Tensor], batch: Any, optim_wrapper: OptimWrapper) -> None:
@@ -259,12 +262,8 @@ class TrainLogPath:
             if wrapper.grad_norm is not seen:  # clipped in this iteration
                 self._feed("train/grad_norm", wrapper.grad_norm)
                 self._clipped[index] = (wrapper, wrapper.grad_norm)
-        names = self._names
         for key, value in log_vars.items():
-            name = names.get(key)
-            if name is None:
-                name = names[key] = f"train/{key}"
-            self._feed(name, value)
+            self._feed(self._train_name(key), value)
         if self._epoch_means:
             for key, value in log_vars.items():
                 value = value.detach()

@@ -35,6 +35,12 @@ _DEFAULT_HOOKS: dict[str, dict[str, Any]] = dict(
 )
 # Done by MMLightningModule and Lightning themselves: counters and lr logging, timing, sampler epochs, schedulers.
 _BUILT_IN_HOOKS = ("RuntimeInfoHook", "IterTimerHook", "DistSamplerSeedHook", "ParamSchedulerHook")
+# Built-in work that cannot be switched off yet (default_hooks entries set to None are refused)
+_ALWAYS_DONE = {
+    "runtime_info": "the MessageHub's iter, epoch, learning rates and losses",
+    "timer": "time, data_time and eta in the MessageHub",
+    "sampler_seed": "the sampler's epoch, set at each epoch",
+}
 _CHECKPOINT_HOOK_KEYS = (
     "interval", "by_epoch", "save_optimizer", "save_param_scheduler", "out_dir", "max_keep_ckpts", "save_last",
     "save_best", "rule", "save_begin", "priority",
@@ -193,6 +199,12 @@ def hook_callbacks(
     """
     hooks: dict[str, Any] = copy.deepcopy(_DEFAULT_HOOKS)
     hooks.update(default_hooks or {})  # as MMEngine: a hook replaces the default of its name; None removes it
+    for name, work in _ALWAYS_DONE.items():
+        if name in hooks and hooks[name] is None:
+            raise ValueError(
+                f"default_hooks[{name!r}]=None is not supported yet: mm2lightning always does "
+                f"{_DEFAULT_HOOKS[name]['type']}'s work ({work}). Remove the entry."
+            )
     callbacks: list[pl.Callback] = []
     trainer_kwargs: dict[str, Any] = {}
     mm_hooks = HookList()

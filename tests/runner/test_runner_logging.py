@@ -195,3 +195,9 @@ def test_a_default_hook_set_to_none_does_no_work_as_in_mmengine(mmengine, tmp_pa
         assert len(ours.message_hub.get_scalar("train/loss").data[0]) == 30  # the hub is fed
         logged = [row for path in (tmp_path / "ours").glob("*/metrics.csv") for row in csv.DictReader(open(path))]
         assert logged == []
+
+
+@pytest.mark.parametrize("name", ["runtime_info", "timer", "sampler_seed"])
+def test_a_built_in_hook_whose_work_is_always_done_cannot_be_set_to_none(tmp_path, name):
+    with pytest.raises(ValueError, match=rf"default_hooks\['{name}'\]=None is not supported yet"):
+        Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path), default_hooks={name: None})

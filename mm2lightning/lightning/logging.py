@@ -220,15 +220,23 @@ class TrainLogPath:
             self._module.message_hub = MessageHub.get_instance(f"mm2lightning-{next(_hub_ids)}-{id(self._module)}")
         return self._module.message_hub
 
-    def _should_log(self) -> bool:
-        """MMEngine's ``LoggerHook``: every ``interval`` (``log_every_n_steps``) iterations of the epoch (of the
-        run, iteration-based), and at an epoch's last iteration when it is not longer than the interval."""
-        interval = self._trainer.log_every_n_steps
-        if not interval:
-            return False
-        batch_idx = self._epoch_loop.batch_idx if self._by_epoch else self._trainer.global_step - 1
-        length = self._trainer.num_training_batches
-        return (batch_idx + 1) % interval == 0 or (batch_idx + 1 == length and length <= interval)
+    def _logger_hook_after_iter(self, iteration: int, batch: Any) -> None:
+        """MMEngine's ``LoggerHook.after_train_iter`` (``module.logger_hook``'s options): the experiment's name
+        every ``interval_exp_name`` iterations and at an epoch's end; the values every ``interval``
+        (``log_every_n_steps``) iterations of the epoch (of the run, iteration-based), and at an epoch's last
+        iteration when it is not longer than the interval or ``ignore_last`` is off."""
+        hook, interval = self._module.logger_hook, self._trainer.log_every_n_steps
+        if hook is None or not interval:
+            return
+        batch_idx = self._epoch_loop.batch_idx if self._by_epoch else iteration
+        last = batch_idx + 1 == self._trainer.num_training_batches
+        text_logger = self._module.text_logger
+        if text_logger is not None and ((iteration + 1) % hook.interval_exp_name == 0 or last):
+            name = self._hub.get_info("experiment_name")
+            if name is not None:
+                text_logger.info(f"Exp name: {name}")
+        if (batch_idx + 1) % interval == 0 or (last and (not hook.ignore_last or batch_idx + 1 <= interval)):
+            self._log(batch)
 
     def _train_name(self, key: str) -> str:
         """``train/<key>``, made once per key."""
@@ -276,8 +284,7 @@ class TrainLogPath:
         iteration = self._trainer.global_step - 1
         mean = self._time_total / (iteration - self._start_iter + 1)
         hub.update_info("eta", mean * (self._module.max_iters - iteration - 1))
-        if self._should_log():
-            self._log(batch)
+        self._logger_hook_after_iter(iteration, batch)
 
     def _log(self, batch: Any) -> None:
         trainer = self._trainer
@@ -316,8 +323,9 @@ class TrainLogPath:
     # ---------------------------------------------------------------- evaluation
     def after_evaluation(self, stage: str, metrics: Mapping[str, Any]) -> None:
         """Record ``val/<name>`` (``test/<name>``) as MMEngine's ``RuntimeInfoHook``: scalars in the buffers,
-        others as runtime information; as its ``LoggerHook`` (``write_logs``), print the ``LogProcessor``'s
-        epoch line to the module's ``text_logger`` and hand the validation scalars to its visualizer."""
+        others as runtime information; as its ``LoggerHook`` (``module.logger_hook``), print the
+        ``LogProcessor``'s epoch line to the module's ``text_logger`` and hand the validation scalars to its
+        visualizer, against the epoch (``log_metric_by_epoch``) or the iteration."""
         trainer = self._module.trainer
         if trainer.sanity_checking:
             return
@@ -327,7 +335,8 @@ class TrainLogPath:
                 hub.update_scalar(f"{stage}/{key}", value)
             else:
                 hub.update_info(f"{stage}/{key}", value)
-        if not self._module.write_logs:  # no LoggerHook
+        hook = self._module.logger_hook
+        if hook is None:
             return
         fitting = trainer.state.fn == TrainerFn.FITTING
         if self._module.text_logger is not None or (self._module.visualizer is not None and stage == "val"):
@@ -339,5 +348,6 @@ class TrainLogPath:
             tag, log_str = self.log_processor.get_log_after_epoch(state, length, stage)
             if self._module.text_logger is not None:
                 self._module.text_logger.info(log_str)
-            if self._module.visualizer is not None and stage == "val":  # as LoggerHook(log_metric_by_epoch=True)
-                self._module.visualizer.add_scalars(tag, step=epoch, file_path=self._module.json_log_path)
+            if self._module.visualizer is not None and stage == "val":
+                step = epoch if hook.log_metric_by_epoch else trainer.global_step if fitting else 0
+                self._module.visualizer.add_scalars(tag, step=step, file_path=self._module.json_log_path)

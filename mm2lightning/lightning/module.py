@@ -16,6 +16,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
+from mm2lightning.hooks import LoggerHook
 from mm2lightning.lightning.backend import LightningBackend
 from mm2lightning.lightning.dispatch import DirectBatchHooks
 from mm2lightning.lightning.fsdp import MMFSDPStrategy
@@ -197,9 +198,9 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
         self.active_hook_driver: HookDriver | None = None
         # MMEngine's ParamSchedulerHook's work: step the schedulers (False: built and saved, never stepped)
         self.step_schedulers = True
-        # MMEngine's LoggerHook's work: values to the loggers, text lines, the visualizer's scalars (False: the
-        # hub is fed, nothing is written)
-        self.write_logs = True
+        # MMEngine's LoggerHook's options for the log path (the loggers, text lines, the visualizer's scalars;
+        # its interval is the Trainer's log_every_n_steps); None: the hub is fed, nothing is written
+        self.logger_hook: LoggerHook | None = LoggerHook()
         self.text_logger: Any = None  # an MMLogger for MMEngine's text log lines (the Runner's); None: none
         # MMEngine's visualizer (the Runner's): LoggerHook's scalars go to it, and to ``json_log_path`` beside them
         self.visualizer: Any = None
@@ -443,7 +444,7 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
             if isinstance(value, (int, float)) or (hasattr(value, "numel") and value.numel() == 1)
         }
         if scalars:  # for callbacks (checkpoint monitors, early stopping) and, as LoggerHook, the loggers
-            self.log_dict(scalars, on_step=False, on_epoch=True, batch_size=1, logger=self.write_logs)
+            self.log_dict(scalars, on_step=False, on_epoch=True, batch_size=1, logger=self.logger_hook is not None)
         return metrics
 
     # ------------------------------------------------------------ checkpoints

@@ -196,9 +196,8 @@ class Runner:
         )
         epoch_based_loop = self._schedule is None or self._schedule.by_epoch
         # As MMEngine, hooks are built and ordered here; the built-in ones become callbacks and Trainer arguments.
-        self._hook_callbacks, self._hook_trainer_args, hooks, built_ins = hook_callbacks(
-            default_hooks, custom_hooks, self.work_dir, epoch_based_loop
-        )
+        setup = hook_callbacks(default_hooks, custom_hooks, self.work_dir, epoch_based_loop)
+        self._hook_callbacks, self._hook_trainer_args, hooks = setup.callbacks, setup.trainer_kwargs, setup.hooks
         self._hook_driver = HookDriver(hooks, runner=self, by_epoch=epoch_based_loop) if len(hooks) else None
         self.module = MMLightningModule(
             model,
@@ -211,8 +210,8 @@ class Runner:
         )
         self.module.message_hub = self.message_hub
         # default_hooks=dict(param_scheduler=None) / dict(logger=None): that hook's work is not done, as in MMEngine
-        self.module.step_schedulers = "ParamSchedulerHook" in built_ins
-        self.module.write_logs = "LoggerHook" in built_ins
+        self.module.step_schedulers = "ParamSchedulerHook" in setup.built_ins
+        self.module.logger_hook = setup.logger_hook
         self.module.text_logger = self.logger  # MMEngine's text log lines at each log step
         self.module.visualizer = self.visualizer  # and LoggerHook's scalars
         self.module.json_log_path = f"{self.timestamp}.json"

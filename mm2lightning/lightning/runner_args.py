@@ -8,7 +8,7 @@ import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -16,6 +16,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment, TorchElasti
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 
 from mm2lightning.hooks.hook_list import HookList
+from mm2lightning.hooks.logger_hook import LoggerHook
 from mm2lightning.lightning.callbacks import MMCheckpoint, ValidationSchedule
 from mm2lightning.lightning.fsdp_config import FSDP_STRATEGY_TYPES, FSDP_WRAPPER_TYPES, fsdp_strategy
 from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
@@ -44,10 +45,6 @@ _ALWAYS_DONE = {
 _CHECKPOINT_HOOK_KEYS = (
     "interval", "by_epoch", "save_optimizer", "save_param_scheduler", "out_dir", "max_keep_ckpts", "save_last",
     "save_best", "rule", "save_begin", "priority",
-)
-_LOGGER_HOOK_KEYS = (
-    "interval", "ignore_last", "interval_exp_name", "out_dir", "out_suffix", "keep_local", "log_metric_by_epoch",
-    "priority",
 )
 
 
@@ -182,20 +179,30 @@ def _checkpoint_callback(cfg: Mapping[str, Any], work_dir: Path, epoch_based_loo
     )
 
 
+class HookSetup(NamedTuple):
+    """What :func:`hook_callbacks` makes of MMEngine's hooks."""
+
+    callbacks: list[pl.Callback]  # Lightning callbacks (MMEngine's CheckpointHook, the user's callbacks)
+    trainer_kwargs: dict[str, Any]  # Trainer arguments (the LoggerHook's interval)
+    hooks: HookList  # MMEngine hooks for a HookDriver
+    built_ins: frozenset[str]  # the built-in hooks in effect: 'ParamSchedulerHook', 'LoggerHook', ...
+    logger_hook: LoggerHook | None  # the LoggerHook's options (None: no LoggerHook)
+
+
 def hook_callbacks(
     default_hooks: Mapping[str, Any] | None,
     custom_hooks: Sequence[Any] | None,
     work_dir: Path,
     epoch_based_loop: bool = True,
-) -> tuple[list[pl.Callback], dict[str, Any], HookList, frozenset[str]]:
+) -> HookSetup:
     """Lightning callbacks, Trainer arguments and MMEngine hooks for ``default_hooks`` and ``custom_hooks``.
 
     MMEngine's built-in default hooks become Lightning callbacks and Trainer arguments (or are done by
     ``MMLightningModule`` itself); every other hook, instance or ``HOOKS`` config, default or custom, goes into
     the returned :class:`HookList`, run by a :class:`HookDriver`. Lightning callbacks are taken as they are.
     ``epoch_based_loop`` is ``False`` under MMEngine's ``IterBasedTrainLoop`` (see :class:`MMCheckpoint`).
-    The last item names the built-in hooks in effect (``'LoggerHook'``, ``'ParamSchedulerHook'``, ...): one
-    set to ``None`` in ``default_hooks`` is not, and its work is not done, as in MMEngine.
+    A built-in hook set to ``None`` in ``default_hooks`` is not in ``built_ins`` and its work is not done, as
+    in MMEngine.
     """
     hooks: dict[str, Any] = copy.deepcopy(_DEFAULT_HOOKS)
     hooks.update(default_hooks or {})  # as MMEngine: a hook replaces the default of its name; None removes it
@@ -209,6 +216,7 @@ def hook_callbacks(
     trainer_kwargs: dict[str, Any] = {}
     mm_hooks = HookList()
     built_ins: set[str] = set()
+    logger_hook: LoggerHook | None = None
     for name, hook in hooks.items():
         if hook is None:
             continue
@@ -222,17 +230,15 @@ def hook_callbacks(
         hook_type = hook_type.removeprefix("mmengine.")
         if hook_type in ("CheckpointHook", "LoggerHook") and isinstance(hook, Mapping):
             hook = {k: v for k, v in hook.items() if k != "_scope_"}  # MMEngine's built-ins: ours in every scope
-        if not isinstance(hook, Mapping) and hook_type in ("CheckpointHook", "LoggerHook"):
+        if hook_type == "CheckpointHook" and not isinstance(hook, Mapping):
             raise TypeError(f"default_hooks[{name!r}]: give {hook_type} as a config dict, e.g. dict(type={hook_type!r}, ...)")
         if hook_type in ("CheckpointHook", "LoggerHook", *_BUILT_IN_HOOKS):
             built_ins.add(hook_type)
         if hook_type == "CheckpointHook":
             callbacks.append(_checkpoint_callback(hook, work_dir, epoch_based_loop))
         elif hook_type == "LoggerHook":
-            unknown = sorted(set(hook) - {"type", *_LOGGER_HOOK_KEYS})
-            if unknown:
-                raise ValueError(f"LoggerHook options {unknown} are not supported; supported: {list(_LOGGER_HOOK_KEYS)}")
-            trainer_kwargs["log_every_n_steps"] = hook.get("interval", 10)
+            logger_hook = _logger_hook(hook, name)
+            trainer_kwargs["log_every_n_steps"] = logger_hook.interval
         elif hook_type not in _BUILT_IN_HOOKS:
             _register(mm_hooks, hook, f"default_hooks[{name!r}]")
     for index, hook in enumerate(custom_hooks or []):
@@ -242,7 +248,22 @@ def hook_callbacks(
             _register(mm_hooks, hook, f"custom_hooks[{index}]")
     if "LoggerHook" not in built_ins:
         trainer_kwargs["log_every_n_steps"] = 0  # MMEngine without a LoggerHook writes no logs
-    return callbacks, trainer_kwargs, mm_hooks, frozenset(built_ins)
+    return HookSetup(callbacks, trainer_kwargs, mm_hooks, frozenset(built_ins), logger_hook)
+
+
+def _logger_hook(hook: Any, name: str) -> LoggerHook:
+    """MMEngine's ``LoggerHook`` from its config or an instance (ours or mmengine's), with MMEngine's checks."""
+    if isinstance(hook, Mapping):
+        options = {k: v for k, v in hook.items() if k not in ("type", "priority")}
+    else:
+        options = {k: getattr(hook, k) for k in inspect.signature(LoggerHook).parameters if hasattr(hook, k)}
+    try:
+        return LoggerHook(**options)
+    except TypeError as error:
+        if "unexpected keyword" not in str(error):
+            raise
+        raise TypeError(f"default_hooks[{name!r}]: {error}; LoggerHook takes "
+                        f"{list(inspect.signature(LoggerHook).parameters)}") from error
 
 
 def _register(hooks: HookList, hook: Any, where: str) -> None:

@@ -201,3 +201,69 @@ def test_a_default_hook_set_to_none_does_no_work_as_in_mmengine(mmengine, tmp_pa
 def test_a_built_in_hook_whose_work_is_always_done_cannot_be_set_to_none(tmp_path, name):
     with pytest.raises(ValueError, match=rf"default_hooks\['{name}'\]=None is not supported yet"):
         Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path), default_hooks={name: None})
+
+
+def test_logger_hook_options_act_as_in_mmengine(mmengine, tmp_path):
+    """ignore_last=False (epochs of 10, interval 4: values at 4, 8 and 10), interval_exp_name=7 (the line
+    'Exp name: ...' at iterations 7, 14, ... and at each epoch's end), log_metric_by_epoch=False (validation
+    scalars against the iteration)."""
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    logger = dict(type="LoggerHook", interval=4, ignore_last=False, interval_exp_name=7, log_metric_by_epoch=False)
+    overrides = dict(default_hooks=dict(logger=logger, checkpoint=None),
+                     visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]))
+    _run(Runner, BaseModel, BaseMetric, tmp_path / "ours", None, **overrides)
+    _run(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine", None, **overrides)
+
+    def written(root: Path) -> list[tuple[int, bool]]:
+        with open(next(root.glob("*/vis_data/scalars.json"))) as f:
+            return [(row["step"], "mse" in row) for row in map(json.loads, f)]
+
+    train_steps = [4, 8, 10, 14, 18, 20, 24, 28, 30]
+    assert written(tmp_path / "ours") == written(tmp_path / "mmengine")
+    assert [step for step, val in written(tmp_path / "ours") if not val] == train_steps
+    assert [step for step, val in written(tmp_path / "ours") if val] == [10, 20, 30]  # iterations, not epochs
+    lines = re.compile(r"Exp name: |Epoch\(train\) *\[\d+\]\[ ?\d+/10\]")
+    ours_log = next((tmp_path / "ours").glob("*/*.log")).read_text()
+    ref_log = next((tmp_path / "mmengine").glob("*/*.log")).read_text()
+    assert lines.findall(ours_log) == lines.findall(ref_log)
+    assert lines.findall(ours_log).count("Exp name: ") == 7  # iterations 7, 10, 14, 20, 21, 28, 30
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        (dict(interval=0), ValueError, "interval must be greater than 0"),
+        (dict(interval=2.0), TypeError, "interval must be an integer"),
+        (dict(ignore_last=1), TypeError, "ignore_last must be a boolean"),
+        (dict(interval_exp_name=0), ValueError, "interval_exp_name must be greater than 0"),
+        (dict(keep_local="yes"), TypeError, "keep_local must be a boolean"),
+        (dict(out_suffix=3), TypeError, "out_suffix should be a string or a sequence of string"),
+    ],
+)
+def test_logger_hook_refuses_what_mmengine_refuses(mmengine, tmp_path, options, error, message):
+    from mmengine.hooks import LoggerHook as MMLoggerHook
+
+    with pytest.raises(error, match=message):
+        MMLoggerHook(**options)
+    with pytest.raises(error, match=message):
+        Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path),
+               default_hooks=dict(logger=dict(type="LoggerHook", **options)))
+
+
+def test_logger_hook_instances_and_what_is_not_supported(mmengine, tmp_path):
+    from mmengine.hooks import LoggerHook as MMLoggerHook
+
+    from mm2lightning.hooks import LoggerHook
+
+    for hook in (MMLoggerHook(interval=3, ignore_last=False), LoggerHook(interval=3, ignore_last=False)):
+        runner = Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path), default_hooks=dict(logger=hook))
+        assert runner.module.logger_hook.interval == 3 and runner.module.logger_hook.ignore_last is False
+    with pytest.raises(NotImplementedError, match="out_dir"):
+        Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path),
+               default_hooks=dict(logger=dict(type="LoggerHook", out_dir=str(tmp_path / "elsewhere"))))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path),
+               default_hooks=dict(logger=dict(type="LoggerHook", colour=True)))

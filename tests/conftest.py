@@ -27,8 +27,11 @@ def log_text(tmp_path, request):
 @pytest.fixture(autouse=True)
 def _process_state_restored():
     """Each test ends with the process-wide state it found: the default scopes (a Runner's ``default_scope``
-    stays current in a process, ours and, for a toolbox on mmengine's registries, MMEngine's) and torch's
-    deterministic-algorithms flag (``randomness=dict(deterministic=True)`` sets it for the process)."""
+    stays current in a process, ours and, for a toolbox on mmengine's registries, MMEngine's), torch's
+    deterministic-algorithms flag (``randomness=dict(deterministic=True)`` sets it for the process) and the
+    environment (a Runner's ``seed_everything`` sets ``PL_GLOBAL_SEED``, with which the Lightning processes
+    that later tests start would reseed)."""
+    import os
     import sys
 
     import torch
@@ -41,7 +44,10 @@ def _process_state_restored():
     if "mmengine.registry" in sys.modules:
         scopes.append(sys.modules["mmengine.registry"].DefaultScope)
     saved = [cls._instance_dict.copy() for cls in scopes]
+    environment = dict(os.environ)
     yield
+    os.environ.clear()
+    os.environ.update(environment)
     for cls, instances in zip(scopes, saved):
         cls._instance_dict.clear()
         cls._instance_dict.update(instances)

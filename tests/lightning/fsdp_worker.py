@@ -263,3 +263,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    if torch.distributed.is_initialized():  # before the interpreter exits (gloo's threads could abort the exit)
+        torch.distributed.destroy_process_group()

@@ -107,13 +107,17 @@ class HistoryBuffer:
     def _convert_pending(self) -> None:
         values, counts = self._pending, self._pending_counts
         self._pending, self._pending_counts = [], []
-        if self._fit_in_place(values, counts):
-            return
+        if not self._fit_in_place(values, counts):
+            self._append_values(values, counts)
+        self._start = max(self._start, self._stop - self.max_length)
+
+    def _append_values(self, values: list[_Value], counts: list[int | float]) -> None:
+        """Append numbers and tensors (read in one host transfer per device and dtype, exact as ``.item()``)."""
         groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for index, value in enumerate(values):
             if isinstance(value, torch.Tensor):
                 groups.setdefault((value.device, value.dtype), []).append(index)
-        for indices in groups.values():  # one host transfer per device and dtype, exact as .item()
+        for indices in groups.values():
             converted = torch.stack([values[i] for i in indices]).tolist()
             for index, number in zip(indices, converted):
                 values[index] = number
@@ -122,7 +126,6 @@ class HistoryBuffer:
             self._logs, self._counts, self._start, self._stop = new_logs, new_counts, 0, len(new_logs)
         else:
             self._append(new_logs, new_counts)
-        self._start = max(self._start, self._stop - self.max_length)
 
     def _fit_in_place(self, values: list[_Value], counts: list[int | float]) -> bool:
         """Write floats with int counts straight into float64/int64 arrays with room for them (what every
@@ -137,7 +140,6 @@ class HistoryBuffer:
         logs[stop : stop + len(values)] = values
         log_counts[stop : stop + len(values)] = counts
         self._stop = stop + len(values)
-        self._start = max(self._start, self._stop - self.max_length)
         return True
 
     def _append(self, logs: np.ndarray, counts: np.ndarray) -> None:

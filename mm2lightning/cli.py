@@ -136,7 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as error:
         print(f"mm2lightning {args.command}: error: {_one_line(error.__cause__ or error)}", file=sys.stderr)
         return 2
+    finally:
+        _end_process_group()
     return 0
+
+
+def _end_process_group() -> None:
+    """Close the process group Lightning started (its threads would otherwise abort the process at exit)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

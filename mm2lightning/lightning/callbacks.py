@@ -14,6 +14,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 
 from mm2lightning.config import ConfigError
+from mm2lightning.errors import AssertTypeError
 
 LAST_CHECKPOINT_FILE = "last_checkpoint"  # as MMEngine: a text file in work_dir naming the newest checkpoint
 
@@ -21,15 +22,17 @@ _GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU"
 _LESS_KEYS = ("loss",)
 
 
-def infer_rule(key: str) -> Literal["greater", "less"]:
+def infer_rule(
+    key: str, greater_keys: Sequence[str] = _GREATER_KEYS, less_keys: Sequence[str] = _LESS_KEYS
+) -> Literal["greater", "less"]:
     """MMEngine's rule for a ``save_best`` metric: exact names first, then substrings (case-insensitive).
 
     Raises:
         ValueError: No rule can be inferred from ``key``.
     """
     key_lc = key.lower()
-    greater = {k.lower() for k in _GREATER_KEYS}
-    less = {k.lower() for k in _LESS_KEYS}
+    greater = {k.lower() for k in greater_keys}
+    less = {k.lower() for k in less_keys}
     if key_lc in greater:
         return "greater"
     if key_lc in less:
@@ -41,6 +44,16 @@ def infer_rule(key: str) -> Literal["greater", "less"]:
     raise ValueError(
         f"CheckpointHook cannot infer the rule for save_best={key!r}: pass rule='greater' or rule='less'"
     )
+
+
+def _key_list(keys: str | Sequence[str] | None, default: Sequence[str], name: str) -> tuple[str, ...]:
+    """MMEngine's ``greater_keys``/``less_keys``: a name or a sequence of names (``None``: MMEngine's)."""
+    if keys is None:
+        return tuple(default)
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    if not all(isinstance(key, str) for key in keys):
+        raise AssertTypeError(f"CheckpointHook {name} must be a str or a sequence of str, but got {keys!r}")
+    return keys
 
 
 def find_latest_checkpoint(work_dir: str | os.PathLike) -> Path | None:
@@ -91,12 +104,17 @@ class MMCheckpoint(pl.Callback):
         rule: ``'greater'`` or ``'less'``, one or one per ``save_best`` key; inferred from the name by
             default (MMEngine's rule).
         save_begin: The first epoch or iteration counted for ``interval``.
+        greater_keys: Metric names (or parts of them) whose rule is ``'greater'`` (default: MMEngine's).
+        less_keys: Metric names (or parts of them) whose rule is ``'less'`` (default: MMEngine's).
+        filename_tmpl: The regular checkpoints' name, formatted with the epoch or iteration (default:
+            ``'epoch_{}.ckpt'``/``'iter_{}.ckpt'``).
+        save_param_scheduler: Save the parameter schedulers' states with the optimizer's.
         work_dir: Where ``last_checkpoint`` is written (default: ``out_dir``).
         epoch_based_loop: ``False`` for MMEngine's ``IterBasedTrainLoop``, whose whole run is one epoch: there
             ``by_epoch=True`` saves ``epoch_1.ckpt`` once, at the end, as MMEngine does.
 
     ``save_optimizer=False`` checkpoints hold the weights and counters only, and cannot be resumed (load them
-    with ``load_from``). Scheduler states are saved with the optimizer (``save_param_scheduler`` has no effect).
+    with ``load_from``).
     """
 
     def __init__(
@@ -110,6 +128,10 @@ class MMCheckpoint(pl.Callback):
         save_best: str | Sequence[str] | None = None,
         rule: str | Sequence[str] | None = None,
         save_begin: int = 0,
+        greater_keys: str | Sequence[str] | None = None,
+        less_keys: str | Sequence[str] | None = None,
+        filename_tmpl: str | None = None,
+        save_param_scheduler: bool = True,
         work_dir: str | os.PathLike | None = None,
         epoch_based_loop: bool = True,
     ) -> None:
@@ -122,6 +144,10 @@ class MMCheckpoint(pl.Callback):
         self.save_optimizer = save_optimizer
         self.save_begin = save_begin
         self.epoch_based_loop = epoch_based_loop
+        self.save_param_scheduler = save_param_scheduler
+        self.filename_tmpl = filename_tmpl or ("epoch_{}.ckpt" if by_epoch else "iter_{}.ckpt")
+        self.greater_keys = _key_list(greater_keys, _GREATER_KEYS, "greater_keys")
+        self.less_keys = _key_list(less_keys, _LESS_KEYS, "less_keys")
         keys = [save_best] if isinstance(save_best, str) else list(save_best or [])
         rules = [rule] if rule is None or isinstance(rule, str) else list(rule)
         if len(rules) == 1:
@@ -132,11 +158,14 @@ class MMCheckpoint(pl.Callback):
             if r not in (None, "greater", "less"):
                 raise ValueError(f"CheckpointHook rule must be 'greater', 'less' or None, but got {r!r}")
         self._best: dict[str, dict[str, Any]] = {
-            key: {"rule": r if r is not None or key == "auto" else infer_rule(key), "score": None, "path": None}
+            key: {"rule": r if r is not None or key == "auto" else self._infer_rule(key), "score": None, "path": None}
             for key, r in zip(keys, rules)
         }
         self._kept: deque[Path] = deque()
         self._last_regular: tuple[int, Path] | None = None  # (global step, path) of the newest regular checkpoint
+
+    def _infer_rule(self, key: str) -> Literal["greater", "less"]:
+        return infer_rule(key, self.greater_keys, self.less_keys)
 
     # --------------------------------------------------------------- regular
     def _due(self, count: int, is_last: bool) -> bool:
@@ -146,23 +175,23 @@ class MMCheckpoint(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         max_iters = getattr(pl_module, "max_iters", trainer.max_steps)  # also in epoch-based runs
         if not self.by_epoch and self._due(trainer.global_step, trainer.global_step == max_iters):
-            self._save_regular(trainer, f"iter_{trainer.global_step}.ckpt")
+            self._save_regular(trainer, self.filename_tmpl.format(trainer.global_step))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.by_epoch and self.epoch_based_loop:
             epoch = trainer.current_epoch + 1
             if self._due(epoch, epoch == trainer.max_epochs):
-                self._save_regular(trainer, f"epoch_{epoch}.ckpt")
+                self._save_regular(trainer, self.filename_tmpl.format(epoch))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.by_epoch and not self.epoch_based_loop and self._due(1, is_last=True):
-            self._save_regular(trainer, "epoch_1.ckpt")
+            self._save_regular(trainer, self.filename_tmpl.format(1))
 
     def _save_regular(self, trainer: pl.Trainer, name: str) -> None:
         path = self.out_dir / name
         self._kept.append(path)  # before saving: the checkpoint's own state lists it
         self._last_regular = (trainer.global_step, path)
-        trainer.save_checkpoint(path, weights_only=not self.save_optimizer)
+        self._save(trainer, path)
         removed = []
         while 0 < self.max_keep_ckpts < len(self._kept):  # only once the new one is written
             removed.append(self._kept.popleft())
@@ -170,6 +199,14 @@ class MMCheckpoint(pl.Callback):
             _write_atomic(self.work_dir / LAST_CHECKPOINT_FILE, str(path.resolve()))
             for old in removed:
                 remove_checkpoint(old)
+
+    def _save(self, trainer: pl.Trainer, path: Path) -> None:
+        module = trainer.lightning_module
+        module.save_param_scheduler = self.save_param_scheduler
+        try:
+            trainer.save_checkpoint(path, weights_only=not self.save_optimizer)
+        finally:
+            module.save_param_scheduler = True
 
     def state_dict(self) -> dict[str, Any]:
         """The kept and best checkpoints, so that a resumed run goes on deleting and comparing as MMEngine's."""
@@ -199,7 +236,7 @@ class MMCheckpoint(pl.Callback):
             if key == "auto":  # MMEngine: the first metric, from the first evaluation on
                 key = next(iter(metrics))
                 self._best = {key if k == "auto" else k: v for k, v in self._best.items()}
-                best["rule"] = best["rule"] or infer_rule(key)
+                best["rule"] = best["rule"] or self._infer_rule(key)
             if key not in metrics:
                 raise ConfigError(
                     f"CheckpointHook save_best={key!r} is not among the evaluator's metrics {sorted(metrics)}"
@@ -222,7 +259,7 @@ class MMCheckpoint(pl.Callback):
         if updated and self._last_regular is not None and self._last_regular[0] == trainer.global_step:
             # As MMEngine: the regular checkpoint of this step was written before this validation; write it again
             # so that a resumed run knows the new best (and can delete it when a better one comes).
-            trainer.save_checkpoint(self._last_regular[1], weights_only=not self.save_optimizer)
+            self._save(trainer, self._last_regular[1])
 
     @property
     def best_checkpoints(self) -> dict[str, Path | None]:

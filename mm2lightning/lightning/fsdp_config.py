@@ -91,8 +91,9 @@ def _wrapper_kwargs(wrapper: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def fsdp_strategy(cfg: Mapping[str, Any]) -> MMFSDPStrategy:
-    """An ``MMFSDPStrategy`` for a FlexibleRunner ``strategy`` dict or a Runner ``model_wrapper_cfg`` dict.
+def fsdp_strategy(cfg: Mapping[str, Any], **process_group: Any) -> MMFSDPStrategy:
+    """An ``MMFSDPStrategy`` for a FlexibleRunner ``strategy`` dict or a Runner ``model_wrapper_cfg`` dict;
+    ``process_group`` (``process_group_backend``, ``timeout``) goes to the strategy.
 
     Raises:
         ValueError: An option with no FSDP2 counterpart, named.
@@ -100,7 +101,7 @@ def fsdp_strategy(cfg: Mapping[str, Any]) -> MMFSDPStrategy:
     cfg = dict(cfg)
     kind = cfg.pop("type", None)
     if kind in FSDP_WRAPPER_TYPES:  # model_wrapper_cfg: the wrapper's own arguments
-        return MMFSDPStrategy(**_wrapper_kwargs(cfg))
+        return MMFSDPStrategy(**_wrapper_kwargs(cfg), **process_group)
     if kind not in FSDP_STRATEGY_TYPES:
         raise ValueError(f"expected an FSDP config of type {FSDP_STRATEGY_TYPES + FSDP_WRAPPER_TYPES}, got {kind!r}")
     wrapper = dict(cfg.pop("model_wrapper", None) or {})
@@ -129,4 +130,4 @@ def fsdp_strategy(cfg: Mapping[str, Any]) -> MMFSDPStrategy:
             f"FSDPStrategy options {sorted(cfg)} are not supported by strategy='fsdp_mm'; supported: model_wrapper, "
             "state_dict_cfg"
         )
-    return MMFSDPStrategy(**kwargs)
+    return MMFSDPStrategy(**kwargs, **process_group)

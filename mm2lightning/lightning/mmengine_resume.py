@@ -90,5 +90,5 @@ def lightning_checkpoint_from_mmengine(checkpoint: Mapping[str, Any], trainer: p
         "callbacks": {},
         "optimizer_states": [],  # loaded per wrapper name by MMLightningModule (CHECKPOINT_KEY)
         "lr_schedulers": [],
-        CHECKPOINT_KEY: {"optim_wrapper": wrappers, "param_schedulers": checkpoint.get("param_schedulers", [])},
-    }
+        CHECKPOINT_KEY: {"optim_wrapper": wrappers, "param_schedulers": checkpoint.get("param_schedulers")},
+    }  # no param_schedulers (saved with save_param_scheduler=False): the run's stay as built, as in MMEngine

@@ -198,6 +198,7 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
         self.active_hook_driver: HookDriver | None = None
         # MMEngine's ParamSchedulerHook's work: step the schedulers (False: built and saved, never stepped)
         self.step_schedulers = True
+        self.save_param_scheduler = True  # the schedulers' states go into checkpoints (CheckpointHook's option)
         # MMEngine's LoggerHook's options for the log path (the loggers, text lines, the visualizer's scalars;
         # its interval is the Trainer's log_every_n_steps); None: the hub is fed, nothing is written
         self.logger_hook: LoggerHook | None = LoggerHook()
@@ -457,7 +458,9 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
             checkpoint["meta"] = meta
         if self.optim_wrapper is not None:
             checkpoint[CHECKPOINT_KEY] = dump_training_state(
-                self.optim_wrapper, self.param_schedulers, save_grads=self.trainer.world_size == 1
+                self.optim_wrapper,
+                self.param_schedulers if self.save_param_scheduler else None,
+                save_grads=self.trainer.world_size == 1,
             )
         hub_state = self._log_path.message_hub_state()
         if hub_state is not None:

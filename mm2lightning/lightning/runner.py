@@ -22,6 +22,7 @@ from mm2lightning.config import Config, ConfigDict, ConfigError, import_custom_m
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.callbacks import find_latest_checkpoint
+from mm2lightning.lightning.compile import CompileTrainStep, compile_options
 from mm2lightning.lightning.data_resume import position_in_epoch, resume_loader, whole_passes
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.iterator_seed import IteratorSeed
@@ -50,7 +51,9 @@ from mm2lightning.runner.checkpoint import (
     model_state_dict,
     save_checkpoint_atomic,
 )
+from mm2lightning.runner.environment import check_env_cfg, process_group_args, setup_env
 from mm2lightning.runner.log_processor import LogProcessor
+from mm2lightning.runner.options import refuse
 from mm2lightning.runner.sharded_checkpoint import is_sharded_checkpoint, sharded_checkpoint_meta
 
 
@@ -97,8 +100,10 @@ class Runner:
     ``WandbVisBackend``: ``WandbLogger``, ``MLflowVisBackend``: ``MLFlowLogger``); without one, a ``CSVLogger``
     (and TensorBoard when installed) log under ``work_dir/<timestamp>``.
 
-    Not supported (a clear error): ``launcher='mpi'``, ``train_cfg.dynamic_intervals``. ``env_cfg`` is
-    accepted and has no effect: Lightning's environment takes its place.
+    ``env_cfg`` sets the process up as MMEngine's (``cudnn_benchmark``, ``mp_cfg``, ``resource_limit``), and
+    its ``dist_cfg`` ``backend`` and ``timeout`` go to the process group Lightning starts; ``cfg.compile``
+    compiles the model's ``train_step`` as MMEngine's. What is refused, with an error naming it, is listed with
+    every other option in :mod:`mm2lightning.runner.options`.
     """
 
     def __init__(
@@ -135,8 +140,12 @@ class Runner:
         callbacks: Sequence[pl.Callback] | None = None,
         loggers: Logger | Sequence[Logger] | None = None,
     ) -> None:
+        if launcher == "mpi":
+            refuse("Runner", "launcher", "launcher='mpi'")
         if launcher not in get_args(Launcher):
             raise ValueError(f"launcher must be one of {list(get_args(Launcher))}, but got {launcher!r}")
+        self.env_cfg = check_env_cfg(env_cfg)
+        setup_env(self.env_cfg, distributed=launcher != "none")  # as MMEngine: first of all
         check_loop_arguments(
             dict(train=(train_dataloader, train_cfg, optim_wrapper), val=(val_dataloader, val_cfg, val_evaluator),
                  test=(test_dataloader, test_cfg, test_evaluator)),
@@ -221,6 +230,10 @@ class Runner:
         self._dataloaders = dict(train=train_dataloader, val=val_dataloader, test=test_dataloader)
         self._iterator_seed = IteratorSeed()
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
+        self._compile = compile_options(self.cfg.get("compile"))
+        for key in ("sync_bn", "activation_checkpointing", "efficient_conv_bn_eval"):
+            if self.cfg.get(key) is not None:
+                refuse("cfg", key, f"{key}={self.cfg[key]!r}")
         self._extra_callbacks = list(callbacks or [])
         self._loggers = loggers
         self._trainer: pl.Trainer | None = None
@@ -249,6 +262,9 @@ class Runner:
             if cfg.get(key) is None:
                 raise ValueError(f"the config has no {key!r}; Runner.from_cfg needs model and work_dir")
         import_custom_modules(cfg.get("custom_imports"))
+        runner_type = cfg.get("runner_type", "Runner")  # tools/train.py builds RUNNERS' runner_type
+        if str(runner_type).removeprefix("mmengine.") not in ("Runner", "FlexibleRunner"):
+            refuse("cfg", "runner_type", f"runner_type={runner_type!r}")
         names = (
             "train_dataloader", "val_dataloader", "test_dataloader", "train_cfg", "val_cfg", "test_cfg",
             "auto_scale_lr", "optim_wrapper", "param_scheduler", "val_evaluator", "test_evaluator", "default_hooks",
@@ -298,9 +314,11 @@ class Runner:
         kwargs = dict(self._hook_trainer_args, **self._loop_flags)
         if self._schedule is not None and self._dataloaders["val"] is not None:
             callbacks.append(self._schedule)
+        if self._compile is not None:
+            callbacks.append(CompileTrainStep(self._compile))
         kwargs.update(launcher_trainer_args(self.launcher))
         if self.launcher != "none":
-            kwargs["strategy"] = runner_strategy(self.cfg)
+            kwargs["strategy"] = runner_strategy(self.cfg, **process_group_args(self.env_cfg))
         loggers = (
             self._loggers if self._loggers is not None
             else self._vis_loggers if self._vis_loggers is not None

@@ -23,6 +23,8 @@ from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
 from mm2lightning.model.wrappers import MMDistributedDataParallel, MMSeparateDistributedDataParallel
 from mm2lightning.optim import OptimWrapper, OptimWrapperDict
 from mm2lightning.registry import MODEL_WRAPPERS, OPTIMIZERS
+from mm2lightning.runner.options import OPTIONS, UnsupportedOptionError, refuse, refuse_set
+from mm2lightning.runner.priority import get_priority
 
 Launcher = Literal["none", "pytorch", "slurm"]
 
@@ -42,9 +44,9 @@ _ALWAYS_DONE = {
     "timer": "time, data_time and eta in the MessageHub",
     "sampler_seed": "the sampler's epoch, set at each epoch",
 }
-_CHECKPOINT_HOOK_KEYS = (
-    "interval", "by_epoch", "save_optimizer", "save_param_scheduler", "out_dir", "max_keep_ckpts", "save_last",
-    "save_best", "rule", "save_begin", "priority",
+_PRIORITIES = dict(  # MMEngine's built-in hooks' priorities: the only ones their configs may name
+    RuntimeInfoHook="VERY_HIGH", IterTimerHook="NORMAL", DistSamplerSeedHook="NORMAL", LoggerHook="BELOW_NORMAL",
+    ParamSchedulerHook="LOW", CheckpointHook="VERY_LOW",
 )
 
 
@@ -79,17 +81,18 @@ def launcher_trainer_args(launcher: str) -> dict[str, Any]:
     return dict(devices=devices, num_nodes=nodes, plugins=[SLURMEnvironment()])
 
 
-def runner_strategy(cfg: Mapping[str, Any]) -> Strategy:
+def runner_strategy(cfg: Mapping[str, Any], **process_group: Any) -> Strategy:
     """The Lightning strategy for a distributed run: FlexibleRunner's ``cfg.strategy`` (``FSDPStrategy``, or
     ``DDPStrategy`` with a ``model_wrapper``), else MMEngine's ``cfg.model_wrapper_cfg`` (default:
-    ``MMDistributedDataParallel``; ``MMFullyShardedDataParallel`` shards with ``'fsdp_mm'``)."""
+    ``MMDistributedDataParallel``; ``MMFullyShardedDataParallel`` shards with ``'fsdp_mm'``).
+    ``process_group`` (``process_group_backend``, ``timeout``: ``env_cfg.dist_cfg``) goes to the strategy."""
     wrapper_cfg = cfg.get("model_wrapper_cfg")
     strategy_cfg = cfg.get("strategy")
     if strategy_cfg is not None:
         strategy_cfg = {k: v for k, v in dict(strategy_cfg).items() if k != "_scope_"}
         kind = strategy_cfg.get("type")
         if kind in FSDP_STRATEGY_TYPES:
-            return fsdp_strategy(strategy_cfg)
+            return fsdp_strategy(strategy_cfg, **process_group)
         if kind != "DDPStrategy" or set(strategy_cfg) - {"type", "model_wrapper"}:
             raise ValueError(
                 f"strategy={strategy_cfg!r}: mm2lightning maps FlexibleRunner's FSDPStrategy and "
@@ -97,10 +100,10 @@ def runner_strategy(cfg: Mapping[str, Any]) -> Strategy:
             )
         wrapper_cfg = strategy_cfg.get("model_wrapper") or wrapper_cfg
     if wrapper_cfg is not None and wrapper_cfg.get("type") in FSDP_WRAPPER_TYPES:
-        return fsdp_strategy(wrapper_cfg)
+        return fsdp_strategy(wrapper_cfg, **process_group)
     if wrapper_cfg is None:  # MMEngine's default path: whole-model DDP without buffer broadcasts
         return DDPStrategy(
-            find_unused_parameters=cfg.get("find_unused_parameters", False), broadcast_buffers=False
+            find_unused_parameters=cfg.get("find_unused_parameters", False), broadcast_buffers=False, **process_group
         )
     wrapper_cfg = dict(wrapper_cfg)
     wrapper_type = wrapper_cfg.pop("type", "MMDistributedDataParallel")  # MMEngine's default
@@ -108,11 +111,11 @@ def runner_strategy(cfg: Mapping[str, Any]) -> Strategy:
     if wrapper_cls is None and isinstance(wrapper_type, str):
         MODEL_WRAPPERS.build(dict(type=wrapper_type))  # raises the registry's error, with close names
     if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, MMSeparateDistributedDataParallel):
-        return SeparateDDPStrategy(model_wrapper=wrapper_cls, **wrapper_cfg)
+        return SeparateDDPStrategy(model_wrapper=wrapper_cls, **wrapper_cfg, **process_group)
     if wrapper_cls is MMDistributedDataParallel:
-        return DDPStrategy(**wrapper_cfg)
+        return DDPStrategy(**wrapper_cfg, **process_group)
     if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, MMDistributedDataParallel):
-        return MMDDPStrategy(model_wrapper=wrapper_cls, **wrapper_cfg)
+        return MMDDPStrategy(model_wrapper=wrapper_cls, **wrapper_cfg, **process_group)
     raise ValueError(
         f"model_wrapper_cfg type {wrapper_type!r} is not an MMDistributedDataParallel or "
         "MMSeparateDistributedDataParallel (sub)class; those are the wrappers mm2lightning maps to Lightning strategies"
@@ -130,7 +133,7 @@ def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[s
         loops = {"EpochBasedTrainLoop": True, "IterBasedTrainLoop": False}
         loop_type = loop_type.removeprefix("mmengine.") if isinstance(loop_type, str) else loop_type
         if loop_type not in loops:
-            raise ValueError(f"train_cfg type {loop_type!r} is not supported; expected one of {sorted(loops)}")
+            refuse("train_cfg", "type", f"type={loop_type!r}")
         by_epoch = loops[loop_type]
     elif "by_epoch" in cfg:
         by_epoch = bool(cfg.pop("by_epoch"))
@@ -144,8 +147,9 @@ def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[s
         raise ValueError(f"train_cfg {length_key} must be a positive integer, but got {length!r}")
     val_interval = cfg.pop("val_interval", 1 if by_epoch else 1000)
     val_begin = cfg.pop("val_begin", 1)
-    if cfg.pop("dynamic_intervals", None) is not None:
-        raise ValueError("train_cfg dynamic_intervals is not supported by mm2lightning yet")
+    if cfg.get("dynamic_intervals") is not None:
+        refuse("train_cfg", "dynamic_intervals")
+    cfg.pop("dynamic_intervals", None)
     if cfg:
         raise ValueError(
             f"train_cfg has unknown keys {sorted(cfg)}; expected by_epoch/type, {length_key}, val_interval, val_begin"
@@ -158,25 +162,25 @@ def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[s
 
 
 def _checkpoint_callback(cfg: Mapping[str, Any], work_dir: Path, epoch_based_loop: bool) -> MMCheckpoint:
-    unknown = sorted(set(cfg) - {"type", *_CHECKPOINT_HOOK_KEYS})
+    options = {k: v for k, v in cfg.items() if k not in ("type", "priority")}
+    refuse_set("CheckpointHook", options)
+    known = [o.name for o in OPTIONS if o.place == "CheckpointHook" and o.status != "refused" and o.name != "priority"]
+    unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ValueError(
-            f"CheckpointHook options {unknown} are not supported by mm2lightning; supported: {list(_CHECKPOINT_HOOK_KEYS)}"
+        raise UnsupportedOptionError(f"CheckpointHook has no options {unknown}; MMEngine's are {known}")
+    out_dir = Path(options.pop("out_dir")) / work_dir.name if options.get("out_dir") else work_dir
+    options.setdefault("interval", -1)
+    return MMCheckpoint(out_dir, work_dir=work_dir, epoch_based_loop=epoch_based_loop, **options)
+
+
+def _check_priority(hook_type: str, hook: Mapping[str, Any]) -> None:
+    """A built-in hook's config may name its own priority only: its place among Lightning's callbacks is fixed."""
+    priority = hook.get("priority", _PRIORITIES[hook_type])
+    if get_priority(priority) != get_priority(_PRIORITIES[hook_type]):
+        raise UnsupportedOptionError(
+            f"{hook_type} priority={priority!r}: mm2lightning runs MMEngine's built-in hooks at their default "
+            f"priority ({_PRIORITIES[hook_type]!r}); leave 'priority' out"
         )
-    out_dir = Path(cfg["out_dir"]) / work_dir.name if cfg.get("out_dir") else work_dir
-    return MMCheckpoint(
-        out_dir,
-        interval=cfg.get("interval", -1),
-        by_epoch=cfg.get("by_epoch", True),
-        max_keep_ckpts=cfg.get("max_keep_ckpts", -1),
-        save_last=cfg.get("save_last", True),
-        save_optimizer=cfg.get("save_optimizer", True),
-        save_best=cfg.get("save_best"),
-        rule=cfg.get("rule"),
-        save_begin=cfg.get("save_begin", 0),
-        work_dir=work_dir,
-        epoch_based_loop=epoch_based_loop,
-    )
 
 
 class HookSetup(NamedTuple):
@@ -232,8 +236,14 @@ def hook_callbacks(
             hook = {k: v for k, v in hook.items() if k != "_scope_"}  # MMEngine's built-ins: ours in every scope
         if hook_type == "CheckpointHook" and not isinstance(hook, Mapping):
             raise TypeError(f"default_hooks[{name!r}]: give {hook_type} as a config dict, e.g. dict(type={hook_type!r}, ...)")
-        if hook_type in ("CheckpointHook", "LoggerHook", *_BUILT_IN_HOOKS):
+        if hook_type in _PRIORITIES:
             built_ins.add(hook_type)
+            if isinstance(hook, Mapping):
+                _check_priority(hook_type, hook)
+        if hook_type in _BUILT_IN_HOOKS and isinstance(hook, Mapping) and set(hook) - {"type", "priority"}:
+            raise UnsupportedOptionError(
+                f"default_hooks[{name!r}]: {hook_type} takes no options, but got {sorted(set(hook) - {'type', 'priority'})}"
+            )
         if hook_type == "CheckpointHook":
             callbacks.append(_checkpoint_callback(hook, work_dir, epoch_based_loop))
         elif hook_type == "LoggerHook":
@@ -258,12 +268,19 @@ def _logger_hook(hook: Any, name: str) -> LoggerHook:
     else:
         options = {k: getattr(hook, k) for k in inspect.signature(LoggerHook).parameters if hasattr(hook, k)}
     try:
-        return LoggerHook(**options)
+        hook = LoggerHook(**options)  # MMEngine's checks first
     except TypeError as error:
         if "unexpected keyword" not in str(error):
             raise
         raise TypeError(f"default_hooks[{name!r}]: {error}; LoggerHook takes "
                         f"{list(inspect.signature(LoggerHook).parameters)}") from error
+    refuse_set("LoggerHook", options, _LOGGER_HOOK_DEFAULTS)
+    return hook
+
+
+_LOGGER_HOOK_DEFAULTS = {
+    name: p.default for name, p in inspect.signature(LoggerHook).parameters.items() if p.default is not p.empty
+}
 
 
 def _register(hooks: HookList, hook: Any, where: str) -> None:
@@ -329,14 +346,11 @@ def check_loop_arguments(loops: Mapping[str, tuple[Any, Any, Any]], param_schedu
             continue
         name, loop = f"{stage}_cfg", "ValLoop" if stage == "val" else "TestLoop"
         if loop_cfg.get("type", loop) not in (loop, f"mmengine.{loop}"):
-            raise ValueError(
-                f"{name} type {loop_cfg['type']!r} is not supported: mm2lightning evaluates with MMEngine's "
-                f"{loop} (Lightning's loop); leave 'type' out or set {loop!r}"
-            )
-        if set(loop_cfg) - {"type", "fp16", "_scope_"} or loop_cfg.get("fp16"):
-            raise ValueError(
-                f"{name}={dict(loop_cfg)!r} is not supported: mm2lightning evaluates with the default loop "
-                "(set precision through trainer_cfg=dict(precision=...))"
-            )
+            refuse(name, "type", f"type={loop_cfg['type']!r}")
+        if loop_cfg.get("fp16"):
+            refuse(name, "fp16", "fp16=True")
+        unknown = sorted(set(loop_cfg) - {"type", "fp16", "_scope_"})
+        if unknown:
+            raise UnsupportedOptionError(f"{name} has unknown keys {unknown}; {loop} takes fp16")
     if param_scheduler is not None and loops["train"][2] is None:
         raise ValueError("param_scheduler needs optim_wrapper")

@@ -59,22 +59,26 @@ def _scheduler_states(schedulers: Schedulers) -> Any:
     return [s.state_dict() for s in schedulers]
 
 
-def dump_training_state(optim_wrapper: OptimWrapper, schedulers: Schedulers, save_grads: bool) -> dict[str, Any]:
+def dump_training_state(
+    optim_wrapper: OptimWrapper, schedulers: Schedulers | None, save_grads: bool
+) -> dict[str, Any]:
     """The extra state to store under ``checkpoint['mm2lightning']``.
 
     Args:
         optim_wrapper: The run's wrapper(s).
-        schedulers: The run's parameter schedulers.
+        schedulers: The run's parameter schedulers; ``None``: not saved (MMEngine's
+            ``CheckpointHook(save_param_scheduler=False)``).
         save_grads: Store the gradients of an unfinished accumulation window.
     """
-    return {
-        "optim_wrapper": {name: _wrapper_state(w, save_grads) for name, w in _named(optim_wrapper).items()},
-        "param_schedulers": _scheduler_states(schedulers),
-    }
+    state = {"optim_wrapper": {name: _wrapper_state(w, save_grads) for name, w in _named(optim_wrapper).items()}}
+    if schedulers is not None:
+        state["param_schedulers"] = _scheduler_states(schedulers)
+    return state
 
 
 def load_training_state(optim_wrapper: OptimWrapper, schedulers: Schedulers, state: dict[str, Any]) -> None:
-    """Restore what :func:`dump_training_state` stored, checking that the run's layout matches."""
+    """Restore what :func:`dump_training_state` stored, checking that the run's layout matches. Without saved
+    schedulers the run's stay as built, as in MMEngine's resume."""
     wrappers = _named(optim_wrapper)
     saved = state["optim_wrapper"]
     if set(saved) != set(wrappers):
@@ -84,7 +88,9 @@ def load_training_state(optim_wrapper: OptimWrapper, schedulers: Schedulers, sta
         )
     for name, wrapper in wrappers.items():
         _load_wrapper_state(wrapper, saved[name])
-    saved_schedulers = state["param_schedulers"]
+    saved_schedulers = state.get("param_schedulers")
+    if saved_schedulers is None:
+        return
     pairs = (
         [(schedulers[name], saved_schedulers.get(name, [])) for name in schedulers]
         if isinstance(schedulers, dict)

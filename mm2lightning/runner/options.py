@@ -1,0 +1,170 @@
+"""Every option of MMEngine's Runner surface and what mm2lightning does with it: the one list.
+
+MMEngine 0.10.7's ``Runner`` arguments and attributes, the keys of its loop configs, default hooks,
+``env_cfg``, ``randomness`` and ``log_processor``, the config keys its Runner reads, and the flags of the
+toolboxes' ``tools/train.py`` and ``tools/test.py``. Each has a status:
+
+- ``same``: acts as MMEngine's.
+- ``partly``: some values act as MMEngine's; the others are refused, named (the note says which).
+- ``refused``: any value but MMEngine's default raises :class:`UnsupportedOptionError` naming it.
+
+The Runner and the command refuse through :func:`refuse`, the README's Runner table is
+:func:`markdown_table`, and ``tests/runner/test_options.py`` checks the list against mmengine's own
+signatures, so that an option cannot be accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NoReturn
+
+Status = Literal["same", "partly", "refused"]
+
+
+class UnsupportedOptionError(ValueError):
+    """An MMEngine option that mm2lightning does not carry out (and will not silently ignore)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: where it is given, its name, its status and what mm2lightning does with it."""
+
+    place: str
+    name: str
+    status: Status
+    note: str = ""
+
+
+def _options(place: str, status: Status, names: str, note: str = "") -> list[Option]:
+    return [Option(place, name, status, note) for name in names.split()]
+
+
+_SAME_RUNNER_ARGS = (
+    "model work_dir train_dataloader val_dataloader test_dataloader auto_scale_lr optim_wrapper param_scheduler "
+    "val_evaluator test_evaluator default_hooks custom_hooks data_preprocessor load_from resume env_cfg "
+    "log_processor log_level visualizer default_scope randomness experiment_name cfg"
+)
+_BUILT_IN_HOOK_NOTE = "its config takes only type and its default priority"
+
+OPTIONS: tuple[Option, ...] = tuple(
+    _options("Runner", "same", _SAME_RUNNER_ARGS)
+    + [
+        Option("Runner", "train_cfg", "partly", "MMEngine's two train loops; a custom train loop type is refused"),
+        Option("Runner", "val_cfg", "partly", "MMEngine's ValLoop; a custom loop type and fp16=True are refused"),
+        Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop; a custom loop type and fp16=True are refused"),
+        Option("Runner", "launcher", "partly", "'none', 'pytorch', 'slurm'; 'mpi' is refused: Lightning has no MPI "
+               "cluster environment"),
+    ]
+    + _options("train_cfg", "same", "by_epoch max_epochs max_iters val_begin val_interval")
+    + [
+        Option("train_cfg", "type", "partly", "EpochBasedTrainLoop, IterBasedTrainLoop; other loops are refused: "
+               "Lightning's fit loop runs train_step"),
+        Option("train_cfg", "dynamic_intervals", "refused", "not carried out yet"),
+        Option("val_cfg", "type", "partly", "ValLoop; a custom loop's run() is not called by Lightning: refused"),
+        Option("val_cfg", "fp16", "refused", "evaluation under autocast is not carried out yet; set "
+               "trainer_cfg=dict(precision=...)"),
+        Option("test_cfg", "type", "partly", "TestLoop; a custom loop's run() is not called by Lightning: refused"),
+        Option("test_cfg", "fp16", "refused", "evaluation under autocast is not carried out yet; set "
+               "trainer_cfg=dict(precision=...)"),
+    ]
+    + _options("CheckpointHook", "same",
+               "interval by_epoch save_optimizer save_param_scheduler out_dir max_keep_ckpts save_last save_best rule "
+               "greater_keys less_keys filename_tmpl save_begin")
+    + [
+        Option("CheckpointHook", "priority", "partly", "its default, 'VERY_LOW', only: it runs after the other hooks"),
+        Option("CheckpointHook", "published_keys", "refused", "the published checkpoint is not written yet; "
+               "`mm2lightning convert` writes MMEngine's layout"),
+        Option("CheckpointHook", "file_client_args", "refused", "no file backends: checkpoints go to local paths"),
+        Option("CheckpointHook", "backend_args", "refused", "no file backends: checkpoints go to local paths"),
+    ]
+    + _options("LoggerHook", "same", "interval ignore_last interval_exp_name log_metric_by_epoch")
+    + [
+        Option("LoggerHook", "priority", "partly", "its default, 'BELOW_NORMAL', only"),
+        Option("LoggerHook", "out_dir", "refused", "copying the logs elsewhere is not carried out yet"),
+        Option("LoggerHook", "out_suffix", "refused", "only with out_dir, which is refused"),
+        Option("LoggerHook", "keep_local", "refused", "only with out_dir, which is refused"),
+        Option("LoggerHook", "file_client_args", "refused", "no file backends: logs go to local paths"),
+        Option("LoggerHook", "backend_args", "refused", "no file backends: logs go to local paths"),
+        Option("default_hooks", "checkpoint", "same", "None: no checkpoints"),
+        Option("default_hooks", "logger", "same", "None: nothing written (the MessageHub is still fed)"),
+        Option("default_hooks", "param_scheduler", "same", "None: the schedulers are built and saved, never stepped"),
+        Option("default_hooks", "runtime_info", "partly", "RuntimeInfoHook, " + _BUILT_IN_HOOK_NOTE
+               + "; None is refused: the MessageHub is always fed"),
+        Option("default_hooks", "timer", "partly", "IterTimerHook, " + _BUILT_IN_HOOK_NOTE
+               + "; None is refused: time and data_time are always measured"),
+        Option("default_hooks", "sampler_seed", "partly", "DistSamplerSeedHook, " + _BUILT_IN_HOOK_NOTE
+               + "; None is refused: the sampler's epoch is always set"),
+    ]
+    + _options("LogProcessor", "same", "window_size by_epoch custom_cfg num_digits log_with_hierarchy mean_pattern")
+    + _options("randomness", "same", "seed deterministic diff_rank_seed")
+    + _options("env_cfg", "same", "cudnn_benchmark mp_cfg resource_limit")
+    + [
+        Option("env_cfg", "dist_cfg", "partly", "backend and timeout go to the process group Lightning starts "
+               "('nccl' on CPU devices becomes 'gloo', with a warning); other keys are refused"),
+        Option("cfg", "model_wrapper_cfg", "same", "MMDistributedDataParallel (and subclasses), "
+               "MMSeparateDistributedDataParallel, MMFullyShardedDataParallel: Lightning strategies"),
+        Option("cfg", "find_unused_parameters", "same"),
+        Option("cfg", "strategy", "partly", "FlexibleRunner's FSDPStrategy and DDPStrategy(model_wrapper=...); "
+               "others are refused"),
+        Option("cfg", "compile", "same", "torch.compile of the model's train_step before training, as MMEngine"),
+        Option("cfg", "runner_type", "partly", "'Runner' and 'FlexibleRunner' (with cfg.strategy); others refused"),
+        Option("cfg", "sync_bn", "refused", "not carried out yet (Trainer(sync_batchnorm=True) through trainer_cfg "
+               "converts to torch's SyncBatchNorm)"),
+        Option("cfg", "activation_checkpointing", "refused", "not carried out yet"),
+        Option("cfg", "efficient_conv_bn_eval", "refused", "not carried out yet"),
+    ]
+    + _options("tools/train.py", "same",
+               "config --work-dir --resume --amp --auto-scale-lr --cfg-options --no-validate --no-pin-memory "
+               "--no-persistent-workers --local_rank")
+    + [
+        Option("tools/train.py", "--launcher", "partly", "none, pytorch, slurm; mpi is refused"),
+        Option("tools/test.py", "--launcher", "partly", "none, pytorch, slurm; mpi is refused"),
+    ]
+    + _options("tools/test.py", "same", "config checkpoint --work-dir --cfg-options --no-pin-memory --local_rank")
+    + _options("tools/test.py", "refused", "--out --out-item --amp --show --show-dir --interval --wait-time --tta",
+               "not carried out yet")
+)
+
+
+def find(place: str, name: str) -> Option | None:
+    """The option ``name`` given at ``place`` (``'Runner'``, ``'CheckpointHook'``, ``'tools/test.py'``, ...)."""
+    return _INDEX.get((place, name))
+
+
+def refuse(place: str, name: str, detail: str = "") -> NoReturn:
+    """Raise :class:`UnsupportedOptionError` for option ``name`` at ``place``, with the list's reason.
+
+    Args:
+        place: Where the option is given, as in :data:`OPTIONS`.
+        name: The option.
+        detail: What was given, e.g. ``"fp16=True"`` (default: the name).
+    """
+    option = find(place, name)
+    reason = option.note if option is not None and option.note else "not supported by mm2lightning"
+    raise UnsupportedOptionError(f"{place} {detail or name}: {reason}")
+
+
+def refuse_set(place: str, given: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+    """Refuse every ``refused`` option of ``place`` in ``given`` whose value is not MMEngine's default.
+
+    Args:
+        place: Where the options are given.
+        given: The options given.
+        defaults: MMEngine's defaults of the refused options that may be given at them (default: ``None``).
+    """
+    defaults = defaults or {}
+    for name, value in given.items():
+        option = find(place, name)
+        if option is not None and option.status == "refused" and value != defaults.get(name):
+            refuse(place, name, f"{name}={value!r}")
+
+
+def markdown_table() -> str:
+    """The README's table: every option with its status and what mm2lightning does."""
+    marks = {"same": "as MMEngine", "partly": "partly", "refused": "refused (error)"}
+    rows = ["| where | option | mm2lightning | notes |", "|---|---|---|---|"]
+    rows += [f"| {o.place} | `{o.name}` | {marks[o.status]} | {o.note} |" for o in OPTIONS]
+    return "\n".join(rows)
+
+
+_INDEX = {(option.place, option.name): option for option in OPTIONS}

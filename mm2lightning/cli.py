@@ -2,9 +2,16 @@
 
 Usage::
 
-    mm2lightning train CONFIG [--work-dir DIR] [--resume [CKPT]] [--cfg-options KEY=VALUE ...] [--launcher ...]
-    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options KEY=VALUE ...] [--launcher ...]
+    mm2lightning train CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--no-validate]
+                              [--no-pin-memory] [--no-persistent-workers] [--cfg-options KEY=VALUE ...]
+                              [--launcher ...]
+    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl] [--no-pin-memory]
+                                        [--cfg-options KEY=VALUE ...] [--launcher ...]
     mm2lightning convert CHECKPOINT OUT
+
+The flags are those of the OpenMMLab toolboxes' ``tools/train.py`` and ``tools/test.py`` (``--local_rank`` too);
+the ones mm2lightning does not carry out yet (``test --tta``, ``--show``, ...) are refused by name
+(see :mod:`mm2lightning.runner.options`).
 
 Bad input (a config that cannot be read or built, a bad ``--cfg-options`` item, an unknown ``type``, a
 missing checkpoint, or one that cannot be loaded safely or resumed) ends with exit status 2 and a one-line
@@ -15,6 +22,7 @@ came from. Errors during training keep their traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -22,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from mm2lightning.config import Config, ConfigError, parse_cfg_options
+from mm2lightning.evaluator import DumpResults
 from mm2lightning.registry import RegistryError
 from mm2lightning.runner.checkpoint import CheckpointError, convert_checkpoint
+from mm2lightning.runner.options import UnsupportedOptionError, refuse
 
 # Errors that mean the input is wrong, whenever they happen (an unknown type may only be built during training).
-_INPUT_ERRORS = (ConfigError, RegistryError, CheckpointError)
+_INPUT_ERRORS = (ConfigError, RegistryError, CheckpointError, UnsupportedOptionError)
 # Errors that mean the input is wrong while the config is read and the Runner and Trainer are built.
 _BUILD_ERRORS = (*_INPUT_ERRORS, ValueError, TypeError, KeyError, ImportError, OSError, RuntimeError)
 
@@ -46,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
             "--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
             help="override config entries, e.g. optim_wrapper.optimizer.lr=0.1 train_cfg.max_epochs=2",
         )
-        command.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none")
+        command.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+        command.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+        command.add_argument("--no-pin-memory", action="store_true", help="the dataloaders' pin_memory=False")
 
     train = commands.add_parser("train", help="train a model from a config file")
     add_run_options(train)
@@ -54,9 +66,18 @@ def _parser() -> argparse.ArgumentParser:
         "--resume", nargs="?", const="auto", metavar="CKPT",
         help="resume from CKPT, or from the last checkpoint in work_dir when CKPT is not given",
     )
+    train.add_argument("--amp", action="store_true", help="mixed precision: optim_wrapper type AmpOptimWrapper")
+    train.add_argument("--auto-scale-lr", action="store_true", help="scale the learning rate (cfg.auto_scale_lr)")
+    train.add_argument("--no-validate", action="store_true", help="no validation during training")
+    train.add_argument("--no-persistent-workers", action="store_true", help="persistent_workers=False")
     test = commands.add_parser("test", help="test a checkpoint with a config file's test_dataloader and evaluator")
     add_run_options(test)
     test.add_argument("checkpoint", type=Path)
+    test.add_argument("--out", help="also dump the predictions to this .pkl file (MMEngine's DumpResults)")
+    for flag in ("--amp", "--show", "--tta"):  # refused, with the reason
+        test.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    for flag in ("--out-item", "--show-dir", "--interval", "--wait-time"):
+        test.add_argument(flag, help=argparse.SUPPRESS)
     convert = commands.add_parser(
         "convert", help="convert an mm2lightning (Lightning) checkpoint to MMEngine's layout (for OpenMMLab tools)"
     )
@@ -65,7 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unsupported_flags(args: argparse.Namespace) -> None:
+    for flag in ("--out-item", "--amp", "--show", "--show-dir", "--interval", "--wait-time", "--tta"):
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value not in (None, False):
+            refuse("tools/test.py", flag)
+
+
 def _load_config(args: argparse.Namespace) -> Config:
+    if args.command == "test":
+        _refuse_unsupported_flags(args)
+    if "LOCAL_RANK" not in os.environ:  # as tools/train.py: torch.distributed.launch passes --local_rank
+        os.environ["LOCAL_RANK"] = str(args.local_rank)
     checkpoint = args.checkpoint if args.command == "test" else None if args.resume in (None, "auto") else args.resume
     if checkpoint is not None and not Path(checkpoint).exists():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
@@ -77,12 +109,39 @@ def _load_config(args: argparse.Namespace) -> Config:
     elif cfg.get("work_dir") is None:  # as MMEngine's tools/train.py
         cfg.work_dir = str(Path("work_dirs") / args.config.stem)
     cfg.launcher = args.launcher
-    if args.command == "train" and args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = None if args.resume == "auto" else args.resume
+    if args.command == "train":
+        _merge_train_flags(cfg, args)
     if args.command == "test":
         cfg.load_from = str(args.checkpoint)
+    for stage in ("train", "val", "test"):  # as mmpretrain's tools: on the dataloaders the config has
+        loader = cfg.get(f"{stage}_dataloader")
+        if isinstance(loader, dict) and args.no_pin_memory:
+            loader["pin_memory"] = False
+        if isinstance(loader, dict) and getattr(args, "no_persistent_workers", False):
+            loader["persistent_workers"] = False
     return cfg
+
+
+def _merge_train_flags(cfg: Config, args: argparse.Namespace) -> None:
+    """``tools/train.py``'s flags, as the toolboxes apply them to the config."""
+    if args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = None if args.resume == "auto" else args.resume
+    if args.amp:
+        wrapper_type = cfg.optim_wrapper.get("type", "OptimWrapper")
+        if wrapper_type not in ("OptimWrapper", "AmpOptimWrapper"):
+            raise ValueError(f"--amp: optim_wrapper type {wrapper_type!r} is not OptimWrapper or AmpOptimWrapper")
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    if args.auto_scale_lr:
+        if not isinstance(cfg.get("auto_scale_lr"), dict) or "base_batch_size" not in cfg.auto_scale_lr:
+            raise ValueError(
+                '--auto-scale-lr: Can not find "auto_scale_lr" or "auto_scale_lr.base_batch_size" in your '
+                "configuration file"
+            )
+        cfg.auto_scale_lr.enable = True
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -99,6 +158,8 @@ def _run(args: argparse.Namespace) -> None:
         cfg = _load_config(args)
         runner = Runner.from_cfg(cfg)
         runner.trainer  # noqa: B018 - builds the Trainer, so its bad arguments are reported as input errors
+        if args.command == "test" and args.out is not None:  # as the toolboxes' tools/test.py --out
+            runner.module.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     except _BUILD_ERRORS as error:
         raise _UsageError(error) from error
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mm2lightning.hooks.hook import Hook
+from mm2lightning.runner.options import refuse
 
 DEFAULT_SUFFIXES = (".json", ".log", ".py", "yaml")
 
@@ -30,7 +31,7 @@ class LoggerHook(Hook):
 
     Raises:
         TypeError, ValueError: As MMEngine's, for an option of the wrong type or value.
-        NotImplementedError: ``out_dir`` is given.
+        UnsupportedOptionError: ``out_dir`` is given (also a ``NotImplementedError``).
     """
 
     priority = "BELOW_NORMAL"
@@ -68,10 +69,7 @@ class LoggerHook(Hook):
         if not (isinstance(out_suffix, str) or (isinstance(out_suffix, Sequence) and all(isinstance(s, str) for s in out_suffix))):
             raise TypeError(f"out_suffix should be a string or a sequence of string, but got {type(out_suffix)}")
         if out_dir is not None:
-            raise NotImplementedError(
-                f"LoggerHook(out_dir={str(out_dir)!r}) is not supported yet: the logs stay in the work_dir "
-                "(copy them after the run, or drop out_dir)"
-            )
+            refuse("LoggerHook", "out_dir", f"out_dir={str(out_dir)!r}")
         self.interval = interval
         self.ignore_last = ignore_last
         self.interval_exp_name = interval_exp_name

@@ -100,7 +100,7 @@ class MMCheckpoint(pl.Callback):
         save_last: Also save at the last epoch or iteration.
         save_optimizer: Save optimizer and scheduler states (``False``: weights only).
         save_best: Metric name(s), or ``'auto'`` (the evaluator's first metric), to keep the best
-            checkpoint by, as ``best_{metric}_{epoch_N|iter_N}.ckpt``.
+            checkpoint by, as ``best_{metric}_{regular name}`` (e.g. ``best_acc_epoch_3.ckpt``).
         rule: ``'greater'`` or ``'less'``, one or one per ``save_best`` key; inferred from the name by
             default (MMEngine's rule).
         save_begin: The first epoch or iteration counted for ``interval``.
@@ -230,7 +230,8 @@ class MMCheckpoint(pl.Callback):
         metrics = getattr(pl_module, "val_metrics", None) or {}
         if not metrics:
             return
-        suffix = f"epoch_{trainer.current_epoch + 1}" if self.by_epoch else f"iter_{trainer.global_step}"
+        # as MMEngine: best_<key>_<the regular checkpoint's name of this epoch or iteration>
+        suffix = self.filename_tmpl.format(trainer.current_epoch + 1 if self.by_epoch else trainer.global_step)
         updated = False
         for key, best in list(self._best.items()):
             if key == "auto":  # MMEngine: the first metric, from the first evaluation on
@@ -250,7 +251,7 @@ class MMCheckpoint(pl.Callback):
             if not better:
                 continue
             best["score"] = score
-            path = self.out_dir / f"best_{key.replace('/', '_')}_{suffix}.ckpt"
+            path = self.out_dir / f"best_{key.replace('/', '_')}_{suffix}"
             trainer.save_checkpoint(path, weights_only=True)
             if trainer.is_global_zero and best["path"] is not None and best["path"] != path:
                 remove_checkpoint(best["path"])

@@ -94,7 +94,7 @@ def runner_strategy(cfg: Mapping[str, Any], **process_group: Any) -> Strategy:
         if kind in FSDP_STRATEGY_TYPES:
             return fsdp_strategy(strategy_cfg, **process_group)
         if kind != "DDPStrategy" or set(strategy_cfg) - {"type", "model_wrapper"}:
-            raise ValueError(
+            raise UnsupportedOptionError(
                 f"strategy={strategy_cfg!r}: mm2lightning maps FlexibleRunner's FSDPStrategy and "
                 "DDPStrategy(model_wrapper=...) to Lightning strategies; other strategies or options are not supported"
             )
@@ -212,7 +212,7 @@ def hook_callbacks(
     hooks.update(default_hooks or {})  # as MMEngine: a hook replaces the default of its name; None removes it
     for name, work in _ALWAYS_DONE.items():
         if name in hooks and hooks[name] is None:
-            raise ValueError(
+            raise UnsupportedOptionError(
                 f"default_hooks[{name!r}]=None is not supported yet: mm2lightning always does "
                 f"{_DEFAULT_HOOKS[name]['type']}'s work ({work}). Remove the entry."
             )

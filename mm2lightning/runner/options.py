@@ -21,7 +21,7 @@ from typing import Any, Literal, NoReturn
 Status = Literal["same", "partly", "refused"]
 
 
-class UnsupportedOptionError(ValueError):
+class UnsupportedOptionError(ValueError, NotImplementedError):
     """An MMEngine option that mm2lightning does not carry out (and will not silently ignore)."""
 
 
@@ -103,7 +103,7 @@ OPTIONS: tuple[Option, ...] = tuple(
                "('nccl' on CPU devices becomes 'gloo', with a warning); other keys are refused"),
         Option("cfg", "model_wrapper_cfg", "same", "MMDistributedDataParallel (and subclasses), "
                "MMSeparateDistributedDataParallel, MMFullyShardedDataParallel: Lightning strategies"),
-        Option("cfg", "find_unused_parameters", "same"),
+        Option("cfg", "find_unused_parameters", "same", "given to DDP (the default wrapper)"),
         Option("cfg", "strategy", "partly", "FlexibleRunner's FSDPStrategy and DDPStrategy(model_wrapper=...); "
                "others are refused"),
         Option("cfg", "compile", "same", "torch.compile of the model's train_step before training, as MMEngine"),
@@ -121,7 +121,8 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("tools/test.py", "--launcher", "partly", "none, pytorch, slurm; mpi is refused"),
     ]
     + _options("tools/test.py", "same", "config checkpoint --work-dir --cfg-options --no-pin-memory --local_rank")
-    + _options("tools/test.py", "refused", "--out --out-item --amp --show --show-dir --interval --wait-time --tta",
+    + [Option("tools/test.py", "--out", "same", "the predictions to a .pkl file, as MMEngine's DumpResults")]
+    + _options("tools/test.py", "refused", "--out-item --amp --show --show-dir --interval --wait-time --tta",
                "not carried out yet")
 )
 
@@ -168,3 +169,7 @@ def markdown_table() -> str:
 
 
 _INDEX = {(option.place, option.name): option for option in OPTIONS}
+
+
+if __name__ == "__main__":  # python -m mm2lightning.runner.options: the README's table
+    print(markdown_table())

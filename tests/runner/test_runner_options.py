@@ -1,0 +1,165 @@
+"""Runner options against mmengine's Runner: env_cfg, cfg.compile, CheckpointHook's file names, rules and contents."""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing as mp
+import resource
+import uuid
+import warnings
+
+import pytest
+import torch
+from test_runner_logging import _run, make_model_class  # the same tiny experiment as the logging tests
+
+from mm2lightning.evaluator import BaseMetric
+from mm2lightning.model import BaseModel
+from mm2lightning.runner import Runner, to_mmengine
+from mm2lightning.runner.options import UnsupportedOptionError
+
+
+@pytest.fixture
+def process_state():
+    """Restore what env_cfg changes in this process: cuDNN's benchmark flag, the start method, the file limit."""
+    saved = torch.backends.cudnn.benchmark, mp.get_start_method(allow_none=True), resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def restore() -> None:
+        torch.backends.cudnn.benchmark = saved[0]
+        mp.set_start_method(saved[1], force=True)
+        resource.setrlimit(resource.RLIMIT_NOFILE, saved[2])
+
+    yield restore
+    restore()
+
+
+def test_env_cfg_sets_the_process_up_as_mmengine(mmengine, tmp_path, process_state):
+    from mmengine.runner import Runner as MMRunner
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method="spawn", opencv_num_threads=1),
+                   resource_limit=min(soft + 100, hard) if hard != resource.RLIM_INFINITY else soft + 100)
+    states = {}
+    from mmengine.model import BaseModel as MMBaseModel
+
+    for name, runner_cls, base in (("ours", Runner, BaseModel), ("mmengine", MMRunner, MMBaseModel)):
+        process_state()
+        runner_cls(model=make_model_class(base)(), work_dir=str(tmp_path / name), env_cfg=env_cfg,
+                   experiment_name=f"env_{uuid.uuid4().hex[:8]}")
+        states[name] = (torch.backends.cudnn.benchmark, mp.get_start_method(), resource.getrlimit(resource.RLIMIT_NOFILE))
+    assert states["ours"] == states["mmengine"]
+    assert states["ours"][:2] == (True, "spawn") and states["ours"][2][0] == env_cfg["resource_limit"]
+
+
+def tiny() -> BaseModel:
+    return make_model_class(BaseModel)()
+
+
+@pytest.fixture
+def torchrun_variables(monkeypatch):
+    for variable, value in dict(WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", RANK="0", LOCAL_RANK="0").items():
+        monkeypatch.setenv(variable, value)
+
+
+def test_dist_cfg_backend_and_timeout_reach_the_process_group(tmp_path, torchrun_variables, process_state):
+    runner = Runner(model=tiny(), work_dir=str(tmp_path), launcher="pytorch",
+                    env_cfg=dict(dist_cfg=dict(backend="gloo", timeout=123)))
+    strategy = runner.trainer.strategy
+    assert strategy.process_group_backend == "gloo" and strategy._timeout == datetime.timedelta(seconds=123)
+    with pytest.raises(TypeError, match="Timeout for distributed training must be provided as timeout in seconds"):
+        Runner(model=tiny(), work_dir=str(tmp_path), launcher="pytorch",
+               env_cfg=dict(dist_cfg=dict(timeout="30"))).trainer  # noqa: B018
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback of MMEngine's default backend")
+def test_nccl_without_cuda_becomes_gloo_with_a_warning(tmp_path, torchrun_variables, process_state):
+    runner = Runner(model=tiny(), work_dir=str(tmp_path), launcher="pytorch",
+                    env_cfg=dict(dist_cfg=dict(backend="nccl")))
+    with pytest.warns(UserWarning, match="backend='nccl' needs CUDA devices: using 'gloo'"):
+        assert runner.trainer.strategy.process_group_backend == "gloo"
+
+
+@pytest.mark.parametrize("env_cfg, match", [
+    (dict(cudnn_benchmrk=True), r"env_cfg has unknown keys \['cudnn_benchmrk'\]"),
+    (dict(mp_cfg=dict(start_method="fork")), r"env_cfg.mp_cfg has unknown keys \['start_method'\]"),
+    (dict(dist_cfg=dict(init_backend="colossalai")), "init_backend='colossalai'"),
+])
+def test_env_cfg_keys_mmengine_does_not_read_are_refused(tmp_path, env_cfg, match):
+    with pytest.raises(UnsupportedOptionError, match=match):
+        Runner(model=tiny(), work_dir=str(tmp_path), env_cfg=env_cfg)
+
+
+def _trained(runner) -> dict[str, torch.Tensor]:
+    model = getattr(runner.model, "module", runner.model)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_compile_compiles_train_step_and_trains_as_mmengine(mmengine, tmp_path):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    torch._dynamo.reset()
+    compiled = dict(cfg=dict(compile=dict(backend="eager")))
+    ours = _run(Runner, BaseModel, BaseMetric, tmp_path / "ours", None, **compiled)
+    ref = _run(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine", None, **compiled)
+    assert hasattr(ours.module._step_model.train_step, "_torchdynamo_orig_callable")  # compiled, as MMEngine's
+    assert hasattr(ref.model.train_step, "_torchdynamo_orig_callable")
+    theirs = _trained(ref)
+    for name, value in _trained(ours).items():
+        assert (value - theirs[name]).abs().max().item() <= 1e-6, name
+
+
+@pytest.mark.parametrize("value", [3, "eager"])
+def test_compile_of_another_type_is_mmengines_assertion(tmp_path, value):
+    with pytest.raises(AssertionError, match="`compile` should be a dict or bool"):
+        Runner(model=tiny(), work_dir=str(tmp_path), cfg=dict(compile=value))
+
+
+@pytest.mark.parametrize("keys", [dict(less_keys=["mse"]), dict(greater_keys="mse")], ids=["less", "greater"])
+def test_checkpoint_names_rules_and_contents_equal_mmengine(mmengine, tmp_path, keys):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    hook = dict(type="CheckpointHook", interval=1, filename_tmpl="ep_{}.pth", save_param_scheduler=False,
+                save_best="mse", max_keep_ckpts=2, **keys)
+    hooks = dict(default_hooks=dict(logger=dict(type="LoggerHook", interval=5), checkpoint=hook))
+    _run(Runner, BaseModel, BaseMetric, tmp_path / "ours", None, **hooks)
+    _run(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine", None, **hooks)
+
+    def names(work_dir):
+        return sorted(p.name.rsplit(".", 1)[0] for p in work_dir.glob("*.*") if p.suffix in (".pth", ".ckpt"))
+
+    assert names(tmp_path / "ours") == names(tmp_path / "mmengine")  # ep_2, ep_3 and the same best epoch
+    ref = torch.load(tmp_path / "mmengine" / "ep_3.pth", map_location="cpu", weights_only=False)
+    ours = torch.load(tmp_path / "ours" / "ep_3.pth", map_location="cpu", weights_only=True)
+    assert "param_schedulers" not in ref and "param_schedulers" not in ours["mm2lightning"]
+    assert set(to_mmengine(ours)) == set(ref)
+
+
+def test_a_checkpoint_without_schedulers_resumes_with_the_schedulers_as_built(tmp_path):
+    hook = dict(type="CheckpointHook", interval=1, save_param_scheduler=False)
+    hooks = dict(default_hooks=dict(checkpoint=hook), train_cfg=dict(by_epoch=True, max_epochs=1))
+    first = _run(Runner, BaseModel, BaseMetric, tmp_path, None, **hooks)
+    assert first.module.param_schedulers[0].last_step > 0
+    resumed = _run(Runner, BaseModel, BaseMetric, tmp_path, None, resume=True, **dict(hooks, train_cfg=dict(
+        by_epoch=True, max_epochs=2)))
+    assert resumed.trainer.current_epoch == 2  # went on from epoch 1
+
+
+@pytest.mark.parametrize("hook, match", [
+    (dict(type="CheckpointHook", priority="VERY_LOW"), None),
+    (dict(type="CheckpointHook", priority=90), None),  # VERY_LOW's value
+    (dict(type="CheckpointHook", priority="LOW"), "CheckpointHook priority='LOW'"),
+    (dict(type="IterTimerHook", interval=3), r"IterTimerHook takes no options, but got \['interval'\]"),
+])
+def test_built_in_hooks_take_their_own_priority_and_no_options(tmp_path, hook, match):
+    name = "checkpoint" if hook["type"] == "CheckpointHook" else "timer"
+    if match is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            Runner(model=tiny(), work_dir=str(tmp_path), default_hooks={name: hook},
+                   experiment_name=f"priority_{uuid.uuid4().hex[:8]}")
+        return
+    with pytest.raises(UnsupportedOptionError, match=match):
+        Runner(model=tiny(), work_dir=str(tmp_path), default_hooks={name: hook})

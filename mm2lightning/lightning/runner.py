@@ -29,6 +29,8 @@ from mm2lightning.lightning.iterator_seed import IteratorSeed
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
 from mm2lightning.lightning.vis_loggers import runner_visualizer
+from mm2lightning.lightning.runner_surface import RunnerAttributes
+from mm2lightning.lightning.runner_view import RunnerView
 from mm2lightning.lightning.runner_args import (
     check_loop_arguments,
     Launcher,
@@ -57,9 +59,9 @@ from mm2lightning.runner.options import refuse
 from mm2lightning.runner.sharded_checkpoint import is_sharded_checkpoint, sharded_checkpoint_meta
 
 
-class Runner:
+class Runner(RunnerAttributes):
     """MMEngine's ``Runner``, training with ``lightning.Trainer``: the same constructor, ``from_cfg``, ``train``,
-    ``val`` and ``test``.
+    ``val`` and ``test``, and MMEngine's attributes and methods (:class:`RunnerAttributes`).
 
     The model's ``train_step`` runs under an :class:`~mm2lightning.MMLightningModule` (``runner.module``) in a
     ``lightning.Trainer`` (``runner.trainer``) built from the MMEngine arguments: ``train_cfg`` gives
@@ -168,7 +170,8 @@ class Runner:
         )
         self.message_hub = MessageHub.get_instance(self.experiment_name)
         self.load_from = load_from
-        self.resume = resume
+        self.auto_scale_lr = auto_scale_lr
+        self._resume = resume
         self._loaded_weights = False  # as MMEngine: load_from applies once, in the first train/val/test
         self._resumed = False  # and resume once, in train
         self._resume_position = (0, 0, 0)  # epoch, batches done in it, and all batches, when resuming
@@ -225,9 +228,14 @@ class Runner:
         self.module.visualizer = self.visualizer  # and LoggerHook's scalars
         self.module.json_log_path = f"{self.timestamp}.json"
         self.module.checkpoint_meta = self._meta  # the same dict: a seed settled later is saved too
-        if self._hook_driver is not None:
-            self._hook_driver.bind(self.module)  # hooks' runner view, from load_checkpoint on
+        # hooks' runner view, from load_checkpoint on; the Runner's counters are the same view's
+        self._view = (
+            self._hook_driver.bind(self.module) if self._hook_driver is not None
+            else RunnerView(self.module, self, epoch_based_loop)
+        )
         self._dataloaders = dict(train=train_dataloader, val=val_dataloader, test=test_dataloader)
+        self._built_loaders: dict[str, DataLoader] = {}  # the last run's, per stage
+        self._early_loaders: dict[str, DataLoader] = {}  # built for runner.<stage>_dataloader before a run
         self._iterator_seed = IteratorSeed()
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
         self._compile = compile_options(self.cfg.get("compile"))
@@ -238,9 +246,9 @@ class Runner:
         self._loggers = loggers
         self._trainer: pl.Trainer | None = None
         if self.cfg.to_dict() and process_rank(launcher) == 0:
-            self._dump_config()
+            self.dump_config()
 
-    def _dump_config(self) -> None:
+    def dump_config(self) -> None:
         """Save the config in ``work_dir`` under its file's name (or ``<timestamp>.py``), as MMEngine does."""
         name = Path(self.cfg.filename).name if self.cfg.filename else f"{self.timestamp}.py"
         try:
@@ -352,7 +360,11 @@ class Runner:
 
     def _loader_factory(self, loader: Any, stage: str) -> Callable[[], DataLoader]:
         def build() -> DataLoader:
-            built = build_dataloader(loader, seed=self._shared_seed(), diff_rank_seed=self._diff_rank_seed)
+            seed = self._shared_seed()
+            built = self._early_loaders.pop(stage, None)  # built for runner.<stage>_dataloader before: that one
+            if built is None:
+                built = build_dataloader(loader, seed=seed, diff_rank_seed=self._diff_rank_seed)
+            self._built_loaders[stage] = built
             if stage == "train":
                 self._iterator_seed.attach(built)
                 whole_passes(built)
@@ -382,7 +394,7 @@ class Runner:
 
     # ------------------------------------------------------------ checkpoints
     def _checkpoint_to_resume(self) -> Path | None:
-        if not self.resume or self._resumed:
+        if not self._resume or self._resumed:
             return None
         if self.load_from is not None:
             return Path(self.load_from)

@@ -121,10 +121,12 @@ class RunnerView:
 
     @property
     def max_iters(self) -> int | None:
-        """From ``before_train`` on; before it (``before_run``) only for an iteration-based Runner (``None`` else:
-        the epoch length is known once the dataloader is built in the Trainer's process)."""
+        """From ``before_train`` on; before it (``before_run``) from a Runner (``None`` for an epoch-based run under
+        a launcher: the epoch length is known once the dataloader is built in the process group)."""
         if self.module.max_iters > 0:
             return self.module.max_iters
+        if self._runner is not None and hasattr(type(self._runner), "max_iters") and not self._runner.distributed:
+            return self._runner.max_iters
         return self._from_runner("_loop_flags", {}).get("max_steps") if not self.by_epoch else None
 
     @property

@@ -113,6 +113,29 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("cfg", "activation_checkpointing", "refused", "not carried out yet"),
         Option("cfg", "efficient_conv_bn_eval", "refused", "not carried out yet"),
     ]
+    + _options("Runner attribute", "same",
+               "model cfg work_dir log_dir timestamp experiment_name model_name seed deterministic launcher "
+               "distributed rank world_size default_scope logger message_hub visualizer log_processor auto_scale_lr "
+               "epoch iter max_epochs max_iters val_interval val_begin train_loop val_loop test_loop "
+               "train_dataloader val_dataloader test_dataloader val_evaluator test_evaluator optim_wrapper "
+               "param_schedulers from_cfg train val test load_checkpoint load_or_resume save_checkpoint dump_config "
+               "setup_env call_hook register_hook build_dataloader build_model build_optim_wrapper "
+               "build_param_scheduler build_evaluator build_log_processor")
+    + [
+        Option("Runner attribute", "hooks", "partly", "the MMEngine hooks the Runner drives; the built-in ones are "
+               "Lightning callbacks (runner.trainer.callbacks)"),
+        Option("Runner attribute", "resume", "partly", "resume(filename) resumes when training starts; "
+               "resume_optimizer=False or resume_param_scheduler=False are refused"),
+    ]
+    + _options("Runner attribute", "refused",
+               "build_train_loop build_val_loop build_test_loop wrap_model",
+               "Lightning's loops and strategies take their place (runner.trainer)")
+    + _options("Runner attribute", "refused",
+               "register_hooks register_default_hooks register_custom_hooks get_hooks_info",
+               "the built-in hooks are Lightning callbacks: give hooks to the constructor, or register_hook")
+    + _options("Runner attribute", "refused", "build_logger build_message_hub build_visualizer set_randomness scale_lr",
+               "done by the constructor (runner.logger, runner.message_hub, runner.visualizer, randomness, "
+               "auto_scale_lr)")
     + _options("tools/train.py", "same",
                "config --work-dir --resume --amp --auto-scale-lr --cfg-options --no-validate --no-pin-memory "
                "--no-persistent-workers --local_rank")

@@ -167,6 +167,9 @@ REFUSED_FLAGS = {
 def test_every_refusal_has_a_case_here():
     cases = set(REFUSED_RUNNER) | {("tools/test.py", flag) for flag in REFUSED_FLAGS} | {
         ("tools/train.py", "--launcher"), ("tools/test.py", "--launcher")}
+    # test_runner_surface.py: every refused Runner attribute (parametrized over the list), hooks and resume
+    cases |= {(o.place, o.name) for o in OPTIONS if o.place == "Runner attribute" and o.status == "refused"}
+    cases |= {("Runner attribute", "hooks"), ("Runner attribute", "resume")}
     listed = {(o.place, o.name) for o in OPTIONS if o.status != "same"}
     assert listed <= cases, f"refused or partly-carried options without a test case: {sorted(listed - cases)}"
 

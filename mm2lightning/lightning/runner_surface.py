@@ -1,0 +1,351 @@
+"""MMEngine Runner's attributes and methods for the code that holds a Runner: counters, loops, built objects,
+checkpoints and builders, with MMEngine's names and signatures."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mm2lightning.dataset import build_dataloader as _build_dataloader
+from mm2lightning.dist import get_rank, get_world_size, is_distributed
+from mm2lightning.errors import AssertTypeError
+from mm2lightning.evaluator import build_evaluator as _build_evaluator
+from mm2lightning.lightning.hook_driver import HookDriver
+from mm2lightning.lightning.runner_args import launcher_trainer_args, process_rank
+from mm2lightning.lightning.runner_view import RunnerView
+from mm2lightning.optim import OptimWrapper
+from mm2lightning.optim import build_optim_wrapper as _build_optim_wrapper
+from mm2lightning.optim.scheduler import build_param_schedulers
+from mm2lightning.registry import MODELS
+from mm2lightning.runner.checkpoint import save_checkpoint_atomic
+from mm2lightning.runner.environment import check_env_cfg, setup_env
+from mm2lightning.runner.log_processor import LogProcessor
+from mm2lightning.runner.options import find, refuse
+
+
+class EvalLoop:
+    """``runner.val_loop`` / ``runner.test_loop``: MMEngine's ``ValLoop``/``TestLoop`` attributes; ``run()``
+    evaluates through the Runner (Lightning's loop) and returns the metrics."""
+
+    fp16 = False
+
+    def __init__(self, runner: Any, stage: str) -> None:
+        self.runner = runner
+        self._stage = stage
+
+    @property
+    def dataloader(self) -> DataLoader:
+        return getattr(self.runner, f"{self._stage}_dataloader")
+
+    @property
+    def evaluator(self) -> Any:
+        return getattr(self.runner, f"{self._stage}_evaluator")
+
+    def run(self) -> dict[str, Any]:
+        return self.runner.val() if self._stage == "val" else self.runner.test()
+
+
+class RunnerAttributes:
+    """Mixin of :class:`~mm2lightning.runner.Runner`: what MMEngine's Runner offers besides its constructor,
+    ``from_cfg``, ``train``, ``val``, ``test`` and ``load_checkpoint``.
+
+    Counters (``epoch``, ``iter``) follow MMEngine's loops and read the Trainer; built objects (``optim_wrapper``,
+    ``param_schedulers``) are their configs until training builds them, as in MMEngine. MMEngine attributes
+    mm2lightning does not offer raise an ``AttributeError`` naming them and why.
+    """
+
+    module: Any
+    work_dir: Path
+    launcher: str
+    timestamp: str
+    seed: int
+    _view: RunnerView
+    _schedule: Any
+    _dataloaders: dict[str, Any]
+    _built_loaders: dict[str, DataLoader]
+    _early_loaders: dict[str, DataLoader]
+    _loop_flags: dict[str, Any]
+    _hook_driver: HookDriver | None
+    _trainer: Any
+
+    # ------------------------------------------------------------ counters
+    @property
+    def epoch(self) -> int:
+        """Epochs finished (MMEngine's ``train_loop.epoch``); 0 without a train loop."""
+        return self._view.epoch if self._schedule is not None else 0
+
+    @property
+    def iter(self) -> int:
+        """Iterations finished (MMEngine's ``train_loop.iter``); 0 without a train loop."""
+        return self._view.iter if self._schedule is not None else 0
+
+    @property
+    def max_epochs(self) -> int:
+        """``train_cfg``'s ``max_epochs`` (1 for an iteration-based run); 0 without a train loop."""
+        return (self._view.max_epochs or 0) if self._schedule is not None else 0
+
+    @property
+    def max_iters(self) -> int:
+        """``max_iters``, or ``max_epochs`` x the epoch's iterations (its dataloader is built for it); 0 without a
+        train loop."""
+        if self._schedule is None:
+            return 0
+        if self.module.max_iters > 0:
+            return self.module.max_iters
+        if not self._schedule.by_epoch:
+            return self._loop_flags["max_steps"]
+        return self.max_epochs * len(self.train_dataloader)
+
+    @property
+    def val_interval(self) -> int:
+        return self._schedule.val_interval
+
+    @property
+    def val_begin(self) -> int:
+        return self._schedule.val_begin
+
+    @property
+    def train_loop(self) -> Any:
+        """MMEngine's training loop, for its counters and ``stop_training``; ``None`` without ``train_cfg``."""
+        return self._view.train_loop if self._schedule is not None else None
+
+    @property
+    def val_loop(self) -> EvalLoop | None:
+        return EvalLoop(self, "val") if self._dataloaders["val"] is not None else None
+
+    @property
+    def test_loop(self) -> EvalLoop | None:
+        return EvalLoop(self, "test") if self._dataloaders["test"] is not None else None
+
+    # ------------------------------------------------------------ processes
+    @property
+    def distributed(self) -> bool:
+        """Whether a launcher starts several processes (MMEngine: ``launcher != 'none'``)."""
+        return self.launcher != "none"
+
+    @property
+    def rank(self) -> int:
+        return get_rank() if is_distributed() else process_rank(self.launcher)
+
+    @property
+    def world_size(self) -> int:
+        if is_distributed():
+            return get_world_size()
+        world = launcher_trainer_args(self.launcher)
+        return world["devices"] * world["num_nodes"]
+
+    @property
+    def log_dir(self) -> str:
+        """``work_dir/<timestamp>``: the text log, the visualizer's files and the loggers' directory."""
+        return str(self.work_dir / self.timestamp)
+
+    @property
+    def model_name(self) -> str:
+        return type(self.module.model).__name__
+
+    # ------------------------------------------------------------ built objects
+    @property
+    def optim_wrapper(self) -> Any:
+        """The optim wrapper once training built it; its config before, as MMEngine."""
+        return self.module.optim_wrapper if self.module.optim_wrapper is not None else self.module.optim_wrapper_cfg
+
+    @property
+    def param_schedulers(self) -> Any:
+        """The parameter schedulers once training built them; their config before, as MMEngine."""
+        return self.module.param_schedulers if self.module.optim_wrapper is not None else self.module.param_scheduler_cfg
+
+    @property
+    def val_evaluator(self) -> Any:
+        return self.module.val_evaluator
+
+    @property
+    def test_evaluator(self) -> Any:
+        return self.module.test_evaluator
+
+    @property
+    def log_processor(self) -> LogProcessor:
+        return self.module._log_path.log_processor
+
+    @property
+    def hooks(self) -> list[Any]:
+        """The MMEngine hooks run at MMEngine's points (custom hooks and default hooks other than the built-in
+        ones, which are Lightning callbacks: see ``runner.trainer.callbacks``), in their order."""
+        driver = self.module.hook_driver
+        return list(driver.hooks) if driver is not None else []
+
+    @property
+    def train_dataloader(self) -> DataLoader:
+        return self._dataloader("train")
+
+    @property
+    def val_dataloader(self) -> DataLoader:
+        return self._dataloader("val")
+
+    @property
+    def test_dataloader(self) -> DataLoader:
+        return self._dataloader("test")
+
+    def _dataloader(self, stage: str) -> DataLoader:
+        """The stage's dataloader: the one the last run built, else built now (once) from its config."""
+        built = self._built_loaders.get(stage) or self._early_loaders.get(stage)
+        if built is not None:
+            return built
+        given = self._dataloaders[stage]
+        if given is None:  # as MMEngine's (the loop is None): an AttributeError, see __getattr__
+            raise AttributeError(f"{stage}_dataloader")
+        if isinstance(given, DataLoader):
+            return given
+        if self.distributed and not is_distributed():
+            raise RuntimeError(
+                f"runner.{stage}_dataloader is built once the process group is up (inside train()/val()/test(), "
+                "e.g. in a hook): its sampler splits the data across ranks"
+            )
+        self._early_loaders[stage] = self.build_dataloader(given, seed=self.seed)  # the next run takes it
+        return self._early_loaders[stage]
+
+    # ------------------------------------------------------------ builders (MMEngine's signatures)
+    @staticmethod
+    def build_dataloader(
+        dataloader: DataLoader | Mapping[str, Any], seed: int | None = None, diff_rank_seed: bool = False
+    ) -> DataLoader:
+        """MMEngine's static ``Runner.build_dataloader``: a ``DataLoader`` from its config (or as it is)."""
+        return _build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+
+    def build_model(self, model: nn.Module | Mapping[str, Any]) -> nn.Module:
+        if isinstance(model, nn.Module):
+            return model
+        if isinstance(model, Mapping):
+            return MODELS.build(dict(model))
+        raise AssertTypeError(f"model should be a nn.Module object or dict, but got {model}")
+
+    def build_optim_wrapper(self, optim_wrapper: OptimWrapper | Mapping[str, Any]) -> OptimWrapper:
+        """An optim wrapper for the Runner's model from its config (or as it is)."""
+        return _build_optim_wrapper(self.module.model, optim_wrapper)
+
+    def build_param_scheduler(self, scheduler: Any) -> Any:
+        """Parameter schedulers from their config for the built optim wrapper (``self.optim_wrapper``)."""
+        if not isinstance(self.optim_wrapper, OptimWrapper):
+            raise RuntimeError(
+                "`build_optim_wrapper` should be called before `build_param_scheduler` because the latter depends "
+                "on the former"
+            )
+        return build_param_schedulers(scheduler, self.optim_wrapper)
+
+    def build_evaluator(self, evaluator: Any) -> Any:
+        return _build_evaluator(evaluator)
+
+    def build_log_processor(self, log_processor: LogProcessor | Mapping[str, Any]) -> LogProcessor:
+        if isinstance(log_processor, LogProcessor):
+            return log_processor
+        return LogProcessor(**{k: v for k, v in dict(log_processor).items() if k != "type"})
+
+    # ------------------------------------------------------------ checkpoints
+    def save_checkpoint(
+        self,
+        out_dir: str | os.PathLike,
+        filename: str,
+        file_client_args: dict | None = None,
+        save_optimizer: bool = True,
+        save_param_scheduler: bool = True,
+        meta: dict | None = None,
+        by_epoch: bool = True,
+        backend_args: dict | None = None,
+    ) -> None:
+        """Save a checkpoint to ``out_dir/filename``, as MMEngine's (in Lightning's format; ``mm2lightning convert``
+        gives MMEngine's). ``meta`` is added to the checkpoint's ``meta``. Before training built the optim wrapper,
+        ``save_optimizer=True`` is MMEngine's ``TypeError``.
+        """
+        if file_client_args is not None or backend_args is not None:
+            refuse("CheckpointHook", "backend_args", "save_checkpoint(file_client_args/backend_args)")
+        if meta is not None and not isinstance(meta, dict):
+            raise TypeError(f"meta should be a dict or None, but got {type(meta)}")
+        path = Path(out_dir) / filename
+        trainer = self.module._trainer
+        if trainer is not None and trainer.lightning_module is self.module:
+            extra = dict(meta or {})
+            saved_meta = self.module.checkpoint_meta
+            self.module.checkpoint_meta = {**saved_meta, **extra}
+            self.module.save_param_scheduler = save_param_scheduler
+            try:
+                trainer.save_checkpoint(path, weights_only=not save_optimizer)
+            finally:
+                self.module.checkpoint_meta, self.module.save_param_scheduler = saved_meta, True
+            return
+        if save_optimizer:
+            raise TypeError(
+                f"self.optim_wrapper should be an `OptimWrapper` or `OptimWrapperDict` instance, but got "
+                f"{self.optim_wrapper}: the optim wrapper is built when training starts (save_optimizer=False saves "
+                "the weights)"
+            )
+        checkpoint = {
+            "epoch": self.epoch, "global_step": self.iter, "pytorch-lightning_version": lightning.__version__,
+            "state_dict": self.module.state_dict(), "meta": {**self.module.checkpoint_meta, **(meta or {})},
+        }  # fmt: skip
+        save_checkpoint_atomic(checkpoint, path)
+
+    def resume(
+        self,
+        filename: str | os.PathLike,
+        resume_optimizer: bool = True,
+        resume_param_scheduler: bool = True,
+        map_location: str | torch.device = "default",
+    ) -> None:
+        """Resume from ``filename`` when training starts (Lightning restores a fit's state as it begins), as
+        MMEngine's ``train()`` after ``runner.resume(...)``. Only whole resumes are carried out."""
+        if not (resume_optimizer and resume_param_scheduler):
+            raise NotImplementedError(
+                "Runner.resume(resume_optimizer=False / resume_param_scheduler=False) is not supported by "
+                "mm2lightning: a resume restores the optimizer and the schedulers (load weights with load_checkpoint)"
+            )
+        self.load_from, self._resume, self._resumed = str(filename), True, False
+
+    def load_or_resume(self) -> None:
+        """MMEngine's ``load_or_resume``: load ``load_from``'s weights now, once; a resume happens when training
+        starts (Lightning restores the fit's state there)."""
+        if self._loaded_weights or self._resume:
+            return
+        if self.load_from is not None:
+            self.load_checkpoint(self.load_from)
+        self._loaded_weights = True
+
+    # ------------------------------------------------------------ environment and hooks
+    def setup_env(self, env_cfg: Mapping[str, Any]) -> None:
+        """Set the process up for ``env_cfg`` as MMEngine's (the constructor does it for its own ``env_cfg``)."""
+        setup_env(check_env_cfg(env_cfg), distributed=self.distributed)
+
+    def call_hook(self, fn_name: str, **kwargs: Any) -> None:
+        """Call ``fn_name`` (a hook point, e.g. ``'after_train_iter'``) on every hook that acts at it, in order."""
+        if self._hook_driver is not None:
+            self._hook_driver.call(fn_name, **kwargs)
+
+    def register_hook(self, hook: Any, priority: Any = None) -> None:
+        """Register an MMEngine hook (an instance or a ``HOOKS`` config), placed by priority as MMEngine's.
+
+        Raises:
+            RuntimeError: The Runner has run already without hooks (its Trainer has no hook driver).
+        """
+        if self._hook_driver is None:
+            if self._trainer is not None:
+                raise RuntimeError(
+                    "register_hook after the Runner's Trainer was built without hooks: give the hooks to the "
+                    "constructor (custom_hooks) or register them before train()/val()/test()"
+                )
+            self._hook_driver = HookDriver([], runner=self, by_epoch=self._view.by_epoch)
+            self.module.hook_driver = self._hook_driver
+            self._view = self._hook_driver.bind(self.module)
+        self._hook_driver.register(hook, priority)
+
+    def __getattr__(self, name: str) -> Any:  # only for names not found: MMEngine's that are not offered
+        option = find("Runner attribute", name)
+        if option is not None and option.status == "refused":
+            raise AttributeError(f"Runner.{name} (MMEngine's) is not offered by mm2lightning: {option.note}")
+        if isinstance(getattr(type(self), name, None), property):  # the property found nothing to give
+            raise AttributeError(f"Runner.{name}: this Runner has none (its loop was not configured)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

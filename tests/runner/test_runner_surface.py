@@ -1,0 +1,164 @@
+"""The Runner object as MMEngine's for the code that holds it: attributes, loops, builders, checkpoint methods."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+
+import pytest
+import torch
+from test_runner_logging import _data, _run, make_metric, make_model_class
+
+from mm2lightning.evaluator import BaseMetric
+from mm2lightning.model import BaseModel
+from mm2lightning.optim import OptimWrapper
+from mm2lightning.runner import Runner
+from mm2lightning.runner.options import OPTIONS
+
+COUNTERS = ("epoch", "iter", "max_epochs", "max_iters", "val_interval", "val_begin", "rank", "world_size",
+            "distributed", "model_name", "launcher", "deterministic")
+
+
+def _runner(runner_cls, base, metric_base, work_dir, **overrides):
+    """The logging tests' experiment, built but not run."""
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    kwargs = dict(
+        model=make_model_class(base)(), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=_data(), sampler=dict(type="DefaultSampler", shuffle=True), batch_size=4,
+                              collate_fn=dict(type="default_collate")),
+        train_cfg=dict(by_epoch=True, max_epochs=3, val_interval=2, val_begin=1),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05)),
+        param_scheduler=[dict(type="LinearLR", start_factor=0.1, by_epoch=False, end=12)],
+        val_dataloader=DataLoader(_data()[:12], batch_size=4), val_cfg=dict(), val_evaluator=[make_metric(metric_base)],
+        default_hooks=dict(checkpoint=None), randomness=dict(seed=0), experiment_name=f"surface_{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    kwargs.update(overrides)
+    if runner_cls is Runner:
+        kwargs["trainer_cfg"] = dict(enable_progress_bar=False, enable_model_summary=False)
+    return runner_cls(**kwargs)
+
+
+def test_attributes_before_and_after_training_equal_mmengines(mmengine, tmp_path):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    ours = _runner(Runner, BaseModel, BaseMetric, tmp_path / "ours")
+    ref = _runner(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine")
+    for stage in ("before", "after"):
+        for name in COUNTERS:
+            assert getattr(ours, name) == getattr(ref, name), (stage, name)
+        assert ours.default_scope.scope_name == ref.default_scope.scope_name == "mmengine"
+        assert (ours.train_loop.epoch, ours.train_loop.max_iters) == (ref.train_loop.epoch, ref.train_loop.max_iters)
+        assert len(ours.train_dataloader) == len(ref.train_dataloader) == 10
+        assert len(ours.val_loop.dataloader) == len(ref.val_loop.dataloader) == 3
+        assert type(ours.val_evaluator.metrics[0]).__name__ == type(ref.val_evaluator.metrics[0]).__name__
+        if stage == "before":  # configs until training builds them, as MMEngine
+            assert ours.optim_wrapper == ref.optim_wrapper and isinstance(ours.optim_wrapper, dict)
+            assert ours.param_schedulers == ref.param_schedulers
+            ours.train()
+            ref.train()
+        else:
+            assert type(ours.optim_wrapper).__name__ == type(ref.optim_wrapper).__name__ == "OptimWrapper"
+            assert [type(s).__name__ for s in ours.param_schedulers] == [type(s).__name__ for s in ref.param_schedulers]
+    assert ours.log_dir.endswith(ours.timestamp) and ref.log_dir.endswith(ref.timestamp)
+    assert ours.val_loop.run()["mse"] == pytest.approx(ref.val_loop.run()["mse"], abs=1e-6)
+
+
+def test_the_builders_take_mmengines_arguments(mmengine, tmp_path):
+    from mmengine.runner import Runner as MMRunner
+
+    for name in ("build_dataloader", "build_model", "build_optim_wrapper", "build_param_scheduler",
+                 "build_evaluator", "build_log_processor", "save_checkpoint", "resume", "load_checkpoint"):
+        ours, theirs = inspect.signature(getattr(Runner, name)), inspect.signature(getattr(MMRunner, name))
+        assert list(ours.parameters) == list(theirs.parameters), name
+    loader_cfg = dict(dataset=_data(), sampler=dict(type="DefaultSampler", shuffle=True), batch_size=4,
+                      collate_fn=dict(type="default_collate"))
+    ours = [b[1].tolist() for b in Runner.build_dataloader(dict(loader_cfg), seed=3)]
+    theirs = [b[1].tolist() for b in MMRunner.build_dataloader(dict(loader_cfg), seed=3)]
+    assert ours == theirs  # static, as toolbox scripts call it: the same batches for the same seed
+
+    runner = _runner(Runner, BaseModel, BaseMetric, tmp_path)
+    wrapper = runner.build_optim_wrapper(dict(optimizer=dict(type="SGD", lr=0.1)))
+    assert isinstance(wrapper, OptimWrapper) and wrapper.optimizer.param_groups[0]["lr"] == 0.1
+    with pytest.raises(RuntimeError, match="`build_optim_wrapper` should be called before `build_param_scheduler`"):
+        runner.build_param_scheduler(dict(type="LinearLR"))
+    assert runner.build_log_processor(dict(window_size=3)).window_size == 3
+    assert runner.build_model(dict(type="torch.nn.Linear", in_features=1, out_features=1)).out_features == 1
+
+
+def test_save_checkpoint_resume_and_load_or_resume(tmp_path):
+    first = _runner(Runner, BaseModel, BaseMetric, tmp_path / "a", train_cfg=dict(by_epoch=True, max_epochs=1))
+    with pytest.raises(TypeError, match="should be an `OptimWrapper`"):  # MMEngine's, before the wrapper is built
+        first.save_checkpoint(tmp_path, "early.pth")
+    first.save_checkpoint(tmp_path, "early.pth", save_optimizer=False, meta=dict(note="before"))
+    assert torch.load(tmp_path / "early.pth", weights_only=True)["meta"]["note"] == "before"
+    first.train()
+    first.save_checkpoint(tmp_path, "manual.pth", meta=dict(note="mine"), save_param_scheduler=False)
+    saved = torch.load(tmp_path / "manual.pth", weights_only=True)
+    assert saved["meta"]["note"] == "mine" and "param_schedulers" not in saved["mm2lightning"]
+    assert "note" not in first.module.checkpoint_meta  # only that file's meta
+
+    second = _runner(Runner, BaseModel, BaseMetric, tmp_path / "b", train_cfg=dict(by_epoch=True, max_epochs=2))
+    second.resume(tmp_path / "manual.pth")
+    second.train()
+    assert second.epoch == 2 and second.iter == 20  # went on from the saved epoch
+    with pytest.raises(NotImplementedError, match="resume_optimizer=False"):
+        second.resume(tmp_path / "manual.pth", resume_optimizer=False)
+
+    third = _runner(Runner, BaseModel, BaseMetric, tmp_path / "c", load_from=str(tmp_path / "manual.pth"))
+    third.load_or_resume()  # the weights now, once, as MMEngine's
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(third.model.state_dict()[name], value), name
+
+
+class CountingHook:
+    priority = "NORMAL"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def before_train_epoch(self, runner) -> None:
+        self.calls.append(f"epoch {runner.epoch}")
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.calls.append("iter")
+
+
+def test_register_hook_and_call_hook(tmp_path):
+    runner = _runner(Runner, BaseModel, BaseMetric, tmp_path, train_cfg=dict(by_epoch=True, max_epochs=1))
+    assert runner.hooks == []
+    hook = CountingHook()
+    runner.register_hook(hook, priority="HIGH")
+    assert runner.hooks == [hook] and hook.priority == "HIGH"
+    runner.call_hook("before_train_epoch")
+    assert hook.calls == ["epoch 0"]
+    runner.train()
+    assert hook.calls[1:] == ["epoch 0"] + ["iter"] * 10
+
+
+@pytest.mark.parametrize("name", sorted(o.name for o in OPTIONS if o.place == "Runner attribute" and o.status == "refused"))
+def test_an_mmengine_attribute_not_offered_names_itself_and_why(tmp_path, name):
+    runner = _runner(Runner, BaseModel, BaseMetric, tmp_path)
+    with pytest.raises(AttributeError, match=f"Runner.{name} \\(MMEngine's\\) is not offered by mm2lightning: "):
+        getattr(runner, name)
+    assert not hasattr(runner, name)
+
+
+def test_every_mmengine_runner_attribute_is_listed(mmengine, tmp_path):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    ref = _runner(MMRunner, MMBaseModel, MMBaseMetric, tmp_path)
+    public = {n for n in dir(MMRunner) if not n.startswith("_")} | {n for n in vars(ref) if not n.startswith("_")}
+    listed = {o.name for o in OPTIONS if o.place == "Runner attribute"}
+    assert public == listed, (sorted(public - listed), sorted(listed - public))
+    ours = _runner(Runner, BaseModel, BaseMetric, tmp_path / "ours")
+    offered = {o.name for o in OPTIONS if o.place == "Runner attribute" and o.status != "refused"}
+    missing = [name for name in offered if not hasattr(ours, name) and hasattr(ref, name)]
+    assert not missing, missing
+    with pytest.raises(AttributeError, match="Runner.test_dataloader: this Runner has none"):
+        ours.test_dataloader  # noqa: B018 - no test loop, as MMEngine's (an AttributeError there too)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import shutil
@@ -273,19 +274,31 @@ class ValidationSchedule(pl.Callback):
 
     Epoch mode: after epoch ``e`` (from 1) when ``e >= val_begin`` and ``e % val_interval == 0``, and after
     the last epoch. Iteration mode: after iteration ``i`` when ``i >= val_begin`` and
-    ``i % val_interval == 0``, and after the last iteration. Needs a Trainer built with
+    ``i % val_interval == 0``, and after the last iteration. ``dynamic_intervals=[(milestone, interval), ...]``
+    changes ``val_interval`` from each milestone on, as MMEngine's loops (which look at the next epoch or
+    iteration). Needs a Trainer built with
     ``check_val_every_n_epoch=1`` (epoch mode) or ``check_val_every_n_epoch=None, val_check_interval=1``
     (iteration mode): the callback switches ``trainer.check_val_every_n_epoch`` on and off.
     """
 
     _OFF = sys.maxsize  # (epoch + 1) % maxsize != 0: Lightning skips validation
 
-    def __init__(self, by_epoch: bool, val_interval: int, val_begin: int = 1) -> None:
+    def __init__(
+        self, by_epoch: bool, val_interval: int, val_begin: int = 1,
+        dynamic_intervals: Sequence[tuple[int, int]] | None = None,
+    ) -> None:  # fmt: skip
         self.by_epoch = by_epoch
         self.val_interval = val_interval
         self.val_begin = val_begin
+        if dynamic_intervals is not None and not all(isinstance(item, tuple) for item in dynamic_intervals):
+            raise AssertTypeError(f"dynamic_intervals must be a list of (milestone, interval) tuples, got {dynamic_intervals!r}")
+        dynamic_intervals = list(dynamic_intervals or [])
+        self._milestones = [0, *(milestone for milestone, _ in dynamic_intervals)]
+        self._intervals = [val_interval, *(interval for _, interval in dynamic_intervals)]
 
     def _due(self, count: int, last: int) -> bool:
+        # MMEngine's loops: the interval of the last milestone reached by the next epoch/iteration (count + 1)
+        self.val_interval = self._intervals[bisect.bisect(self._milestones, count + 1) - 1]
         return count >= self.val_begin and (count % self.val_interval == 0 or count == last)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

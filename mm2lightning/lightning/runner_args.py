@@ -147,18 +147,17 @@ def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[s
         raise ValueError(f"train_cfg {length_key} must be a positive integer, but got {length!r}")
     val_interval = cfg.pop("val_interval", 1 if by_epoch else 1000)
     val_begin = cfg.pop("val_begin", 1)
-    if cfg.get("dynamic_intervals") is not None:
-        refuse("train_cfg", "dynamic_intervals")
-    cfg.pop("dynamic_intervals", None)
+    dynamic_intervals = cfg.pop("dynamic_intervals", None)
     if cfg:
         raise ValueError(
-            f"train_cfg has unknown keys {sorted(cfg)}; expected by_epoch/type, {length_key}, val_interval, val_begin"
+            f"train_cfg has unknown keys {sorted(cfg)}; expected by_epoch/type, {length_key}, val_interval, val_begin, "
+            "dynamic_intervals"
         )
     if by_epoch:
         flags = dict(max_epochs=length, max_steps=-1, check_val_every_n_epoch=1)
     else:
         flags = dict(max_steps=length, max_epochs=-1, check_val_every_n_epoch=None, val_check_interval=1)
-    return flags, ValidationSchedule(by_epoch, val_interval, val_begin)
+    return flags, ValidationSchedule(by_epoch, val_interval, val_begin, dynamic_intervals)
 
 
 def _checkpoint_callback(cfg: Mapping[str, Any], work_dir: Path, epoch_based_loop: bool) -> MMCheckpoint:

@@ -55,11 +55,10 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("Runner", "launcher", "partly", "'none', 'pytorch', 'slurm'; 'mpi' is refused: Lightning has no MPI "
                "cluster environment"),
     ]
-    + _options("train_cfg", "same", "by_epoch max_epochs max_iters val_begin val_interval")
+    + _options("train_cfg", "same", "by_epoch max_epochs max_iters val_begin val_interval dynamic_intervals")
     + [
         Option("train_cfg", "type", "partly", "EpochBasedTrainLoop, IterBasedTrainLoop; other loops are refused: "
                "Lightning's fit loop runs train_step"),
-        Option("train_cfg", "dynamic_intervals", "refused", "not carried out yet"),
         Option("val_cfg", "type", "partly", "ValLoop; a custom loop's run() is not called by Lightning: refused"),
         Option("val_cfg", "fp16", "refused", "evaluation under autocast is not carried out yet; set "
                "trainer_cfg=dict(precision=...)"),

@@ -128,7 +128,6 @@ def _runner(tmp_path, **kwargs) -> Runner:
 REFUSED_RUNNER = {  # (place, option): the Runner arguments that give it a value MMEngine would carry out
     ("Runner", "launcher"): dict(launcher="mpi"),
     ("train_cfg", "type"): dict(train_cfg=dict(type="MyTrainLoop", max_epochs=1)),
-    ("train_cfg", "dynamic_intervals"): dict(train_cfg=dict(by_epoch=True, max_epochs=2, dynamic_intervals=[(1, 2)])),
     ("val_cfg", "fp16"): dict(val_cfg=dict(fp16=True), val_dataloader=[1], val_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
     ("val_cfg", "type"): dict(val_cfg=dict(type="MyValLoop"), val_dataloader=[1], val_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
     ("test_cfg", "fp16"): dict(test_cfg=dict(fp16=True), test_dataloader=[1], test_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),

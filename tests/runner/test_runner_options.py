@@ -163,3 +163,39 @@ def test_built_in_hooks_take_their_own_priority_and_no_options(tmp_path, hook, m
         return
     with pytest.raises(UnsupportedOptionError, match=match):
         Runner(model=tiny(), work_dir=str(tmp_path), default_hooks={name: hook})
+
+
+@pytest.mark.parametrize(
+    "train_cfg, expected",
+    [
+        (dict(by_epoch=True, max_epochs=5, val_interval=1, dynamic_intervals=[(2, 2), (4, 3)]), [2, 3, 5]),
+        (dict(by_epoch=False, max_iters=24, val_interval=5, dynamic_intervals=[(10, 4)]), [5, 12, 16, 20, 24]),
+    ],
+    ids=["epochs", "iterations"],
+)
+def test_dynamic_intervals_validate_when_mmengines_loops_do(mmengine, tmp_path, train_cfg, expected):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.hooks import Hook
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    class RecordValidation(Hook):
+        def __init__(self) -> None:
+            self.at: list[int] = []
+
+        def after_val_epoch(self, runner, metrics=None) -> None:
+            self.at.append(runner.epoch if train_cfg["by_epoch"] else runner.iter)
+
+    seen = {}
+    for name, runner_cls, base, metric in (("ours", Runner, BaseModel, BaseMetric),
+                                           ("mmengine", MMRunner, MMBaseModel, MMBaseMetric)):
+        hook = RecordValidation()
+        _run(runner_cls, base, metric, tmp_path / name, None, train_cfg=dict(train_cfg), custom_hooks=[hook])
+        seen[name] = hook.at
+    assert seen["ours"] == seen["mmengine"] == expected
+
+
+def test_dynamic_intervals_are_mmengines_list_of_tuples(tmp_path):
+    with pytest.raises(AssertionError, match="list of \\(milestone, interval\\) tuples"):
+        Runner(model=tiny(), work_dir=str(tmp_path), train_dataloader=[1], optim_wrapper=dict(optimizer=dict(type="SGD")),
+               train_cfg=dict(by_epoch=True, max_epochs=2, dynamic_intervals=[[1, 2]]))

@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 
 from mm2lightning.config import ConfigError
 from mm2lightning.errors import AssertTypeError
+from mm2lightning.runner.publish import check_published_keys, publish_checkpoint
 
 LAST_CHECKPOINT_FILE = "last_checkpoint"  # as MMEngine: a text file in work_dir naming the newest checkpoint
 
@@ -110,6 +111,8 @@ class MMCheckpoint(pl.Callback):
         filename_tmpl: The regular checkpoints' name, formatted with the epoch or iteration (default:
             ``'epoch_{}.ckpt'``/``'iter_{}.ckpt'``).
         save_param_scheduler: Save the parameter schedulers' states with the optimizer's.
+        published_keys: At the end of training, also write the last (with ``save_last``) and the best checkpoints
+            in MMEngine's layout with only these keys, as ``<name>-<sha256[:8]>.pth`` (MMEngine's publishing).
         work_dir: Where ``last_checkpoint`` is written (default: ``out_dir``).
         epoch_based_loop: ``False`` for MMEngine's ``IterBasedTrainLoop``, whose whole run is one epoch: there
             ``by_epoch=True`` saves ``epoch_1.ckpt`` once, at the end, as MMEngine does.
@@ -133,6 +136,7 @@ class MMCheckpoint(pl.Callback):
         less_keys: str | Sequence[str] | None = None,
         filename_tmpl: str | None = None,
         save_param_scheduler: bool = True,
+        published_keys: str | Sequence[str] | None = None,
         work_dir: str | os.PathLike | None = None,
         epoch_based_loop: bool = True,
     ) -> None:
@@ -146,6 +150,7 @@ class MMCheckpoint(pl.Callback):
         self.save_begin = save_begin
         self.epoch_based_loop = epoch_based_loop
         self.save_param_scheduler = save_param_scheduler
+        self.published_keys = check_published_keys(published_keys)
         self.filename_tmpl = filename_tmpl or ("epoch_{}.ckpt" if by_epoch else "iter_{}.ckpt")
         self.greater_keys = _key_list(greater_keys, _GREATER_KEYS, "greater_keys")
         self.less_keys = _key_list(less_keys, _LESS_KEYS, "less_keys")
@@ -187,6 +192,10 @@ class MMCheckpoint(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.by_epoch and not self.epoch_based_loop and self._due(1, is_last=True):
             self._save_regular(trainer, self.filename_tmpl.format(1))
+        if self.published_keys is not None and trainer.is_global_zero:  # as MMEngine's after_train
+            latest = [self._last_regular[1]] if self.save_last and self._last_regular is not None else []
+            for path in latest + [best["path"] for best in self._best.values() if best["path"] is not None]:
+                publish_checkpoint(path, self.published_keys)
 
     def _save_regular(self, trainer: pl.Trainer, name: str) -> None:
         path = self.out_dir / name

@@ -231,7 +231,7 @@ def hook_callbacks(
         hook_type = hook.get("type") if isinstance(hook, Mapping) else type(hook)
         hook_type = hook_type if isinstance(hook_type, str) else getattr(hook_type, "__name__", repr(hook_type))
         hook_type = hook_type.removeprefix("mmengine.")
-        if hook_type in ("CheckpointHook", "LoggerHook") and isinstance(hook, Mapping):
+        if hook_type in _PRIORITIES and isinstance(hook, Mapping):
             hook = {k: v for k, v in hook.items() if k != "_scope_"}  # MMEngine's built-ins: ours in every scope
         if hook_type == "CheckpointHook" and not isinstance(hook, Mapping):
             raise TypeError(f"default_hooks[{name!r}]: give {hook_type} as a config dict, e.g. dict(type={hook_type!r}, ...)")

@@ -196,10 +196,16 @@ def _completed_epochs(checkpoint: Mapping[str, Any]) -> int:
 
     Lightning's ``epoch`` key is ``current_epoch`` (epochs *completed*), which a
     checkpoint saved in ``on_train_epoch_end`` (``ModelCheckpoint(every_n_epochs)``)
-    has not counted yet; the fit loop's ``epoch_progress.current.processed`` has.
+    has not counted yet; the fit loop's ``epoch_progress.current.processed`` has. A
+    checkpoint saved in the validation after an epoch's last batch (a best
+    checkpoint) counts that epoch too, as MMEngine's loop has by then.
     """
     try:
-        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+        fit_loop = checkpoint["loops"]["fit_loop"]
+        epochs = fit_loop["epoch_progress"]["current"]
+        batches = fit_loop.get("epoch_loop.batch_progress") or {}
+        last_batch_done = batches.get("is_last_batch") and batches["current"]["completed"] == batches["current"]["ready"]
+        return int(epochs["processed"]) + int(bool(last_batch_done) and epochs["started"] > epochs["processed"])
     except (KeyError, TypeError) as err:
         raise CheckpointError(
             "this Lightning checkpoint has no fit-loop progress (loops.fit_loop.epoch_progress), so its epoch "

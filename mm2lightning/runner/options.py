@@ -68,11 +68,9 @@ OPTIONS: tuple[Option, ...] = tuple(
     ]
     + _options("CheckpointHook", "same",
                "interval by_epoch save_optimizer save_param_scheduler out_dir max_keep_ckpts save_last save_best rule "
-               "greater_keys less_keys filename_tmpl save_begin")
+               "greater_keys less_keys filename_tmpl save_begin published_keys")
     + [
         Option("CheckpointHook", "priority", "partly", "its default, 'VERY_LOW', only: it runs after the other hooks"),
-        Option("CheckpointHook", "published_keys", "refused", "the published checkpoint is not written yet; "
-               "`mm2lightning convert` writes MMEngine's layout"),
         Option("CheckpointHook", "file_client_args", "refused", "no file backends: checkpoints go to local paths"),
         Option("CheckpointHook", "backend_args", "refused", "no file backends: checkpoints go to local paths"),
     ]

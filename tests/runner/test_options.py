@@ -133,7 +133,6 @@ REFUSED_RUNNER = {  # (place, option): the Runner arguments that give it a value
     ("test_cfg", "fp16"): dict(test_cfg=dict(fp16=True), test_dataloader=[1], test_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
     ("test_cfg", "type"): dict(test_cfg=dict(type="MyTestLoop"), test_dataloader=[1], test_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
     ("CheckpointHook", "priority"): dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", priority="LOW"))),
-    ("CheckpointHook", "published_keys"): dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", published_keys=["meta", "state_dict"]))),
     ("CheckpointHook", "file_client_args"): dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", file_client_args=dict(backend="disk")))),
     ("CheckpointHook", "backend_args"): dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", backend_args=dict(backend="local")))),
     ("LoggerHook", "priority"): dict(default_hooks=dict(logger=dict(type="LoggerHook", priority="VERY_HIGH"))),

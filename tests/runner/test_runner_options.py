@@ -199,3 +199,34 @@ def test_dynamic_intervals_are_mmengines_list_of_tuples(tmp_path):
     with pytest.raises(AssertionError, match="list of \\(milestone, interval\\) tuples"):
         Runner(model=tiny(), work_dir=str(tmp_path), train_dataloader=[1], optim_wrapper=dict(optimizer=dict(type="SGD")),
                train_cfg=dict(by_epoch=True, max_epochs=2, dynamic_intervals=[[1, 2]]))
+
+
+def test_published_checkpoints_equal_mmengines(mmengine, tmp_path, monkeypatch):
+    import re
+
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    hook = dict(type="CheckpointHook", interval=1, save_best="mse", rule="less", published_keys=["meta", "state_dict"])
+    hooks = dict(default_hooks=dict(logger=dict(type="LoggerHook", interval=5), checkpoint=hook))
+    _run(Runner, BaseModel, BaseMetric, tmp_path / "ours", None, **hooks)
+    # MMEngine publishes by reloading its file with torch.load's default, weights-only since torch 2.6, which refuses
+    # MMEngine's own checkpoints: run it as on the torch it was written for
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    _run(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine", None, **hooks)
+
+    def published(work_dir):
+        files = {re.sub(r"-[0-9a-f]{8}\.pth$", "", p.name): p for p in work_dir.glob("*-*.pth")}
+        return {name: torch.load(path, map_location="cpu", weights_only=False) for name, path in files.items()}
+
+    ours, theirs = published(tmp_path / "ours"), published(tmp_path / "mmengine")
+    assert sorted(ours) == sorted(theirs) and len(ours) == 2  # the last and the best, by MMEngine's names
+    for name, checkpoint in ours.items():
+        assert set(checkpoint) == set(theirs[name]) == {"meta", "state_dict"}
+        assert checkpoint["meta"]["epoch"] == theirs[name]["meta"]["epoch"]
+        for key, value in checkpoint["state_dict"].items():
+            assert (value - theirs[name]["state_dict"][key]).abs().max().item() <= 1e-6, (name, key)
+    with pytest.raises(TypeError, match='"published_keys" should be a str or a sequence of str'):
+        Runner(model=tiny(), work_dir=str(tmp_path), default_hooks=dict(checkpoint=dict(type="CheckpointHook",
+                                                                                         published_keys=3)))

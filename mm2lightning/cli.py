@@ -34,6 +34,7 @@ from mm2lightning.evaluator import DumpResults
 from mm2lightning.registry import RegistryError
 from mm2lightning.runner.checkpoint import CheckpointError, convert_checkpoint
 from mm2lightning.runner.options import UnsupportedOptionError, refuse
+from mm2lightning.runner.remote import is_remote
 
 # Errors that mean the input is wrong, whenever they happen (an unknown type may only be built during training).
 _INPUT_ERRORS = (ConfigError, RegistryError, CheckpointError, UnsupportedOptionError)
@@ -72,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-persistent-workers", action="store_true", help="persistent_workers=False")
     test = commands.add_parser("test", help="test a checkpoint with a config file's test_dataloader and evaluator")
     add_run_options(test)
-    test.add_argument("checkpoint", type=Path)
+    test.add_argument("checkpoint", help="a file, an http(s):// URL or an open-mmlab:// / torchvision:// name")
     test.add_argument("--out", help="also dump the predictions to this .pkl file (MMEngine's DumpResults)")
     for flag in ("--amp", "--show", "--tta"):  # refused, with the reason
         test.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
@@ -99,7 +100,7 @@ def _load_config(args: argparse.Namespace) -> Config:
     if "LOCAL_RANK" not in os.environ:  # as tools/train.py: torch.distributed.launch passes --local_rank
         os.environ["LOCAL_RANK"] = str(args.local_rank)
     checkpoint = args.checkpoint if args.command == "test" else None if args.resume in (None, "auto") else args.resume
-    if checkpoint is not None and not Path(checkpoint).exists():
+    if checkpoint is not None and not is_remote(checkpoint) and not Path(checkpoint).exists():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

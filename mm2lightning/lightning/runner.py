@@ -28,9 +28,9 @@ from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.iterator_seed import IteratorSeed
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
-from mm2lightning.lightning.vis_loggers import runner_visualizer
 from mm2lightning.lightning.runner_surface import RunnerAttributes
 from mm2lightning.lightning.runner_view import RunnerView
+from mm2lightning.lightning.vis_loggers import runner_visualizer
 from mm2lightning.lightning.runner_args import (
     check_loop_arguments,
     Launcher,
@@ -56,7 +56,10 @@ from mm2lightning.runner.checkpoint import (
 from mm2lightning.runner.environment import check_env_cfg, process_group_args, setup_env
 from mm2lightning.runner.log_processor import LogProcessor
 from mm2lightning.runner.options import refuse
+from mm2lightning.runner.remote import SCHEMES, is_remote, resolve_checkpoint
 from mm2lightning.runner.sharded_checkpoint import is_sharded_checkpoint, sharded_checkpoint_meta
+
+_REBUILT = ".resume_from_mmengine."  # an MMEngine checkpoint rebuilt for Lightning's resume: removed after the fit
 
 
 class Runner(RunnerAttributes):
@@ -169,6 +172,8 @@ class Runner(RunnerAttributes):
             self.experiment_name, log_file=str(log_dir / f"{self.timestamp}.log"), log_level=log_level, file_mode="a"
         )
         self.message_hub = MessageHub.get_instance(self.experiment_name)
+        if load_from is not None and is_remote(load_from) and not str(load_from).startswith(SCHEMES):
+            refuse("Runner", "load_from", f"load_from={str(load_from)!r}")
         self.load_from = load_from
         self.auto_scale_lr = auto_scale_lr
         self._resume = resume
@@ -393,11 +398,11 @@ class Runner(RunnerAttributes):
         return self.seed
 
     # ------------------------------------------------------------ checkpoints
-    def _checkpoint_to_resume(self) -> Path | None:
+    def _checkpoint_to_resume(self) -> str | Path | None:
         if not self._resume or self._resumed:
             return None
         if self.load_from is not None:
-            return Path(self.load_from)
+            return self.load_from if is_remote(self.load_from) else Path(self.load_from)
         return find_latest_checkpoint(self.work_dir)
 
     def load_checkpoint(
@@ -430,12 +435,13 @@ class Runner(RunnerAttributes):
             )
         return checkpoint
 
-    def _prepare_resume(self, path: Path) -> Path:
+    def _prepare_resume(self, path: str | Path) -> Path:
         """Check a checkpoint to resume from and return the file ``fit`` loads (an MMEngine one rebuilt).
 
         Raises:
             CheckpointError: The file holds no training state, or is an MMEngine checkpoint that cannot resume.
         """
+        path = resolve_checkpoint(path)  # a URL or model-zoo name: downloaded first, as MMEngine's resume
         if is_sharded_checkpoint(path):  # its meta only: the strategy loads the shards
             checkpoint, has_optimizer = sharded_checkpoint_meta(path)
             kind = "lightning"
@@ -458,7 +464,7 @@ class Runner(RunnerAttributes):
         if rebuilt is None:
             self._resume_position = position_in_epoch(checkpoint)
             return path
-        return save_checkpoint_atomic(rebuilt, self.work_dir / f".resume_from_mmengine.{os.getpid()}.ckpt")
+        return save_checkpoint_atomic(rebuilt, self.work_dir / f"{_REBUILT}{os.getpid()}.ckpt")
 
     def _restore_seed(self, checkpoint: Mapping[str, Any], path: Path) -> None:
         """As MMEngine's resume: the run goes on with the checkpoint's seed (the samplers' shuffling follows it)."""
@@ -499,7 +505,7 @@ class Runner(RunnerAttributes):
                     with self._dataloaders_on_module():
                         self.trainer.fit(self.module, ckpt_path=fit_path, weights_only=False)
             finally:
-                if fit_path is not None and fit_path != resume_from:  # an MMEngine checkpoint rebuilt for Lightning
+                if fit_path is not None and fit_path.name.startswith(_REBUILT):  # an MMEngine checkpoint, rebuilt
                     fit_path.unlink(missing_ok=True)
         return self.model
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 
 import os
-import re
 from collections import OrderedDict
 from typing import Any
 
@@ -22,17 +21,11 @@ from mm2lightning.model.weight_init import update_init_info
 from mm2lightning.registry import WEIGHT_INITIALIZERS
 from mm2lightning.runner.checkpoint import checkpoint_kind, load_checkpoint_file, load_state_dict, model_state_dict
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _LIGHTNING_MODEL = "model"
 
 
 def _load_checkpoint(filename: str | os.PathLike[str], map_location: Any) -> dict[str, Any]:
-    if _URL.match(str(filename)):
-        raise ValueError(
-            f"Pretrained checkpoint={str(filename)!r}: only local files are loaded (MMEngine's URL and model-zoo "
-            "schemes are not supported); download the file and give its path"
-        )
-    return load_checkpoint_file(os.path.expanduser(filename), map_location=map_location)
+    return load_checkpoint_file(filename, map_location=map_location)  # URLs and model-zoo names too
 
 
 def _lightning_metadata(metadata: Any) -> OrderedDict[str, Any]:
@@ -55,7 +48,7 @@ def _load_pretrained_weights(
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: ``filename`` is a URL, or no key starts with ``prefix``.
+        ValueError: ``filename``'s scheme is not MMEngine's, or no key starts with ``prefix``.
         mm2lightning.runner.CheckpointError: The file is refused as unsafe, or is not a checkpoint.
     """
     checkpoint = _load_checkpoint(filename, map_location)

@@ -33,6 +33,7 @@ from torch.nn.modules.module import _IncompatibleKeys
 
 from mm2lightning.dist import get_rank
 from mm2lightning.logging import print_log
+from mm2lightning.runner.remote import resolve_checkpoint
 from mm2lightning.runner.safe_unpickler import (
     HistoryBufferData,
     pickled_globals,
@@ -89,7 +90,8 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
 
     Args:
         path: The checkpoint file, or a sharded checkpoint folder (gathered whole, see
-            :func:`mm2lightning.runner.sharded_checkpoint.load_sharded_checkpoint`).
+            :func:`mm2lightning.runner.sharded_checkpoint.load_sharded_checkpoint`), or a URL or model-zoo
+            name as MMEngine takes them (downloaded first, see :func:`mm2lightning.runner.remote.resolve_checkpoint`).
         map_location: As ``torch.load``'s.
 
     Returns:
@@ -100,7 +102,7 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
         CheckpointError: The file names a global outside the allowlist (loading it could run code), is not a
             PyTorch checkpoint, or does not hold a dict.
     """
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.is_dir():

@@ -41,7 +41,7 @@ def _options(place: str, status: Status, names: str, note: str = "") -> list[Opt
 
 _SAME_RUNNER_ARGS = (
     "model work_dir train_dataloader val_dataloader test_dataloader auto_scale_lr optim_wrapper param_scheduler "
-    "val_evaluator test_evaluator default_hooks custom_hooks data_preprocessor load_from resume env_cfg "
+    "val_evaluator test_evaluator default_hooks custom_hooks data_preprocessor resume env_cfg "
     "log_processor log_level visualizer default_scope randomness experiment_name cfg"
 )
 _BUILT_IN_HOOK_NOTE = "its config takes only type and its default priority"
@@ -52,6 +52,8 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("Runner", "train_cfg", "partly", "MMEngine's two train loops; a custom train loop type is refused"),
         Option("Runner", "val_cfg", "partly", "MMEngine's ValLoop; a custom loop type and fp16=True are refused"),
         Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop; a custom loop type and fp16=True are refused"),
+        Option("Runner", "load_from", "partly", "a file, an http(s):// URL, an open-mmlab:// or torchvision:// name "
+               "(downloaded into torch's hub cache, as MMEngine); file-backend schemes (s3://, ...) are refused"),
         Option("Runner", "launcher", "partly", "'none', 'pytorch', 'slurm'; 'mpi' is refused: Lightning has no MPI "
                "cluster environment"),
     ]

@@ -127,6 +127,7 @@ def _runner(tmp_path, **kwargs) -> Runner:
 
 REFUSED_RUNNER = {  # (place, option): the Runner arguments that give it a value MMEngine would carry out
     ("Runner", "launcher"): dict(launcher="mpi"),
+    ("Runner", "load_from"): dict(load_from="s3://bucket/epoch_1.pth"),
     ("train_cfg", "type"): dict(train_cfg=dict(type="MyTrainLoop", max_epochs=1)),
     ("val_cfg", "fp16"): dict(val_cfg=dict(fp16=True), val_dataloader=[1], val_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
     ("val_cfg", "type"): dict(val_cfg=dict(type="MyValLoop"), val_dataloader=[1], val_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,13 +20,12 @@ from torch.utils.data import DataLoader
 from mm2lightning.config import Config, ConfigDict, ConfigError, import_custom_modules
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
-from mm2lightning.lightning.callbacks import find_latest_checkpoint
 from mm2lightning.lightning.compile import CompileTrainStep, compile_options
-from mm2lightning.lightning.data_resume import position_in_epoch, resume_loader, whole_passes
+from mm2lightning.lightning.data_resume import resume_loader, whole_passes
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.iterator_seed import IteratorSeed
-from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
 from mm2lightning.lightning.module import MMLightningModule
+from mm2lightning.lightning.runner_checkpoints import _REBUILT, RunnerCheckpoints
 from mm2lightning.lightning.runner_surface import RunnerAttributes
 from mm2lightning.lightning.runner_view import RunnerView
 from mm2lightning.lightning.vis_loggers import runner_visualizer
@@ -46,23 +44,13 @@ from mm2lightning.logging import MessageHub, MMLogger
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.registry import MODELS
 from mm2lightning.registry.scope import activate_scope
-from mm2lightning.runner.checkpoint import (
-    CheckpointError,
-    checkpoint_kind,
-    load_checkpoint_file,
-    model_state_dict,
-    save_checkpoint_atomic,
-)
 from mm2lightning.runner.environment import check_env_cfg, process_group_args, setup_env
 from mm2lightning.runner.log_processor import LogProcessor
 from mm2lightning.runner.options import refuse
-from mm2lightning.runner.remote import SCHEMES, is_remote, resolve_checkpoint
-from mm2lightning.runner.sharded_checkpoint import is_sharded_checkpoint, sharded_checkpoint_meta
-
-_REBUILT = ".resume_from_mmengine."  # an MMEngine checkpoint rebuilt for Lightning's resume: removed after the fit
+from mm2lightning.runner.remote import SCHEMES, is_remote
 
 
-class Runner(RunnerAttributes):
+class Runner(RunnerCheckpoints, RunnerAttributes):
     """MMEngine's ``Runner``, training with ``lightning.Trainer``: the same constructor, ``from_cfg``, ``train``,
     ``val`` and ``test``, and MMEngine's attributes and methods (:class:`RunnerAttributes`).
 
@@ -396,88 +384,6 @@ class Runner(RunnerAttributes):
             self._seed_given = True
             self._apply_seed(int(broadcast_object(self._meta["seed"])))
         return self.seed
-
-    # ------------------------------------------------------------ checkpoints
-    def _checkpoint_to_resume(self) -> str | Path | None:
-        if not self._resume or self._resumed:
-            return None
-        if self.load_from is not None:
-            return self.load_from if is_remote(self.load_from) else Path(self.load_from)
-        return find_latest_checkpoint(self.work_dir)
-
-    def load_checkpoint(
-        self,
-        filename: str | os.PathLike,
-        map_location: Any = "cpu",
-        strict: bool = False,
-        revise_keys: Sequence[tuple[str, str]] = ((r"^module\.", ""),),
-    ) -> dict[str, Any]:
-        """Load the model weights of a checkpoint saved by MMEngine, by mm2lightning or a bare state dict.
-
-        The file is read without running code from it (see
-        :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`). As MMEngine: ``strict=False`` by default,
-        with missing and unexpected keys reported in a warning; ``revise_keys`` are ``re.sub`` patterns applied
-        to the keys in turn.
-        """
-        checkpoint = load_checkpoint_file(filename, map_location=map_location)
-        if self._hook_driver is not None:  # as MMEngine: hooks see the checkpoint before the weights are loaded
-            self._hook_driver.after_load_checkpoint(
-                checkpoint, resume=False, lightning_layout=checkpoint_kind(checkpoint) == "lightning"
-            )
-        state = model_state_dict(checkpoint)
-        for pattern, replacement in revise_keys:
-            state = {re.sub(pattern, replacement, key): value for key, value in state.items()}
-        result = self.model.load_state_dict(state, strict=strict)
-        if result.missing_keys or result.unexpected_keys:
-            warnings.warn(
-                f"{filename}: missing keys {result.missing_keys}, unexpected keys {result.unexpected_keys}",
-                stacklevel=2,
-            )
-        return checkpoint
-
-    def _prepare_resume(self, path: str | Path) -> Path:
-        """Check a checkpoint to resume from and return the file ``fit`` loads (an MMEngine one rebuilt).
-
-        Raises:
-            CheckpointError: The file holds no training state, or is an MMEngine checkpoint that cannot resume.
-        """
-        path = resolve_checkpoint(path)  # a URL or model-zoo name: downloaded first, as MMEngine's resume
-        if is_sharded_checkpoint(path):  # its meta only: the strategy loads the shards
-            checkpoint, has_optimizer = sharded_checkpoint_meta(path)
-            kind = "lightning"
-        else:
-            checkpoint = load_checkpoint_file(path)  # refuses files that would run code
-            kind = checkpoint_kind(checkpoint)
-            has_optimizer = "optimizer_states" in checkpoint
-        if kind == "state_dict" or (kind == "lightning" and not has_optimizer):
-            raise CheckpointError(
-                f"resume needs a checkpoint with training state, but {path} holds only weights (a state dict, or "
-                "saved with save_optimizer=False); load them with load_from=... and resume=False"
-            )
-        rebuilt = None
-        if kind == "mmengine":
-            try:
-                rebuilt = lightning_checkpoint_from_mmengine(checkpoint, self.trainer)
-            except ValueError as error:
-                raise CheckpointError(f"{path}: {error}") from error
-        self._restore_seed(checkpoint, path)
-        if rebuilt is None:
-            self._resume_position = position_in_epoch(checkpoint)
-            return path
-        return save_checkpoint_atomic(rebuilt, self.work_dir / f"{_REBUILT}{os.getpid()}.ckpt")
-
-    def _restore_seed(self, checkpoint: Mapping[str, Any], path: Path) -> None:
-        """As MMEngine's resume: the run goes on with the checkpoint's seed (the samplers' shuffling follows it)."""
-        seed = (checkpoint.get("meta") or {}).get("seed")
-        if seed is None or seed == self._meta["seed"]:
-            return
-        if self._seed_given:
-            warnings.warn(
-                f"{path} was saved with seed {seed}, not randomness seed {self._meta['seed']}: using {seed}",
-                stacklevel=3,
-            )
-        self._seed_given = True
-        self._apply_seed(int(seed))
 
     # -------------------------------------------------------------- running
     def train(self) -> nn.Module:

@@ -1,15 +1,12 @@
 """MMEngine Runner's attributes and methods for the code that holds a Runner: counters, loops, built objects,
-checkpoints and builders, with MMEngine's names and signatures."""
+hooks and builders, with MMEngine's names and signatures (the checkpoint methods: runner_checkpoints)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lightning
-import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -24,10 +21,9 @@ from mm2lightning.optim import OptimWrapper
 from mm2lightning.optim import build_optim_wrapper as _build_optim_wrapper
 from mm2lightning.optim.scheduler import build_param_schedulers
 from mm2lightning.registry import MODELS
-from mm2lightning.runner.checkpoint import save_checkpoint_atomic
 from mm2lightning.runner.environment import check_env_cfg, setup_env
 from mm2lightning.runner.log_processor import LogProcessor
-from mm2lightning.runner.options import find, refuse
+from mm2lightning.runner.options import find
 
 
 class EvalLoop:
@@ -245,75 +241,6 @@ class RunnerAttributes:
         if isinstance(log_processor, LogProcessor):
             return log_processor
         return LogProcessor(**{k: v for k, v in dict(log_processor).items() if k != "type"})
-
-    # ------------------------------------------------------------ checkpoints
-    def save_checkpoint(
-        self,
-        out_dir: str | os.PathLike,
-        filename: str,
-        file_client_args: dict | None = None,
-        save_optimizer: bool = True,
-        save_param_scheduler: bool = True,
-        meta: dict | None = None,
-        by_epoch: bool = True,
-        backend_args: dict | None = None,
-    ) -> None:
-        """Save a checkpoint to ``out_dir/filename``, as MMEngine's (in Lightning's format; ``mm2lightning convert``
-        gives MMEngine's). ``meta`` is added to the checkpoint's ``meta``. Before training built the optim wrapper,
-        ``save_optimizer=True`` is MMEngine's ``TypeError``.
-        """
-        if file_client_args is not None or backend_args is not None:
-            refuse("CheckpointHook", "backend_args", "save_checkpoint(file_client_args/backend_args)")
-        if meta is not None and not isinstance(meta, dict):
-            raise TypeError(f"meta should be a dict or None, but got {type(meta)}")
-        path = Path(out_dir) / filename
-        trainer = self.module._trainer
-        if trainer is not None and trainer.lightning_module is self.module:
-            extra = dict(meta or {})
-            saved_meta = self.module.checkpoint_meta
-            self.module.checkpoint_meta = {**saved_meta, **extra}
-            self.module.save_param_scheduler = save_param_scheduler
-            try:
-                trainer.save_checkpoint(path, weights_only=not save_optimizer)
-            finally:
-                self.module.checkpoint_meta, self.module.save_param_scheduler = saved_meta, True
-            return
-        if save_optimizer:
-            raise TypeError(
-                f"self.optim_wrapper should be an `OptimWrapper` or `OptimWrapperDict` instance, but got "
-                f"{self.optim_wrapper}: the optim wrapper is built when training starts (save_optimizer=False saves "
-                "the weights)"
-            )
-        checkpoint = {
-            "epoch": self.epoch, "global_step": self.iter, "pytorch-lightning_version": lightning.__version__,
-            "state_dict": self.module.state_dict(), "meta": {**self.module.checkpoint_meta, **(meta or {})},
-        }  # fmt: skip
-        save_checkpoint_atomic(checkpoint, path)
-
-    def resume(
-        self,
-        filename: str | os.PathLike,
-        resume_optimizer: bool = True,
-        resume_param_scheduler: bool = True,
-        map_location: str | torch.device = "default",
-    ) -> None:
-        """Resume from ``filename`` when training starts (Lightning restores a fit's state as it begins), as
-        MMEngine's ``train()`` after ``runner.resume(...)``. Only whole resumes are carried out."""
-        if not (resume_optimizer and resume_param_scheduler):
-            raise NotImplementedError(
-                "Runner.resume(resume_optimizer=False / resume_param_scheduler=False) is not supported by "
-                "mm2lightning: a resume restores the optimizer and the schedulers (load weights with load_checkpoint)"
-            )
-        self.load_from, self._resume, self._resumed = str(filename), True, False
-
-    def load_or_resume(self) -> None:
-        """MMEngine's ``load_or_resume``: load ``load_from``'s weights now, once; a resume happens when training
-        starts (Lightning restores the fit's state there)."""
-        if self._loaded_weights or self._resume:
-            return
-        if self.load_from is not None:
-            self.load_checkpoint(self.load_from)
-        self._loaded_weights = True
 
     # ------------------------------------------------------------ environment and hooks
     def setup_env(self, env_cfg: Mapping[str, Any]) -> None:

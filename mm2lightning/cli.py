@@ -5,7 +5,7 @@ Usage::
     mm2lightning train CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--no-validate]
                               [--no-pin-memory] [--no-persistent-workers] [--cfg-options KEY=VALUE ...]
                               [--launcher ...]
-    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl] [--no-pin-memory]
+    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl] [--amp] [--no-pin-memory]
                                         [--cfg-options KEY=VALUE ...] [--launcher ...]
     mm2lightning convert CHECKPOINT OUT
 
@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     add_run_options(test)
     test.add_argument("checkpoint", help="a file, an http(s):// URL or an open-mmlab:// / torchvision:// name")
     test.add_argument("--out", help="also dump the predictions to this .pkl file (MMEngine's DumpResults)")
-    for flag in ("--amp", "--show", "--tta"):  # refused, with the reason
+    test.add_argument("--amp", action="store_true", help="test under autocast (test_cfg.fp16=True)")
+    for flag in ("--show", "--tta"):  # refused, with the reason
         test.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
     for flag in ("--out-item", "--show-dir", "--interval", "--wait-time"):
         test.add_argument(flag, help=argparse.SUPPRESS)
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _refuse_unsupported_flags(args: argparse.Namespace) -> None:
-    for flag in ("--out-item", "--amp", "--show", "--show-dir", "--interval", "--wait-time", "--tta"):
+    for flag in ("--out-item", "--show", "--show-dir", "--interval", "--wait-time", "--tta"):
         value = getattr(args, flag[2:].replace("-", "_"), None)
         if value not in (None, False):
             refuse("tools/test.py", flag)
@@ -114,6 +115,8 @@ def _load_config(args: argparse.Namespace) -> Config:
         _merge_train_flags(cfg, args)
     if args.command == "test":
         cfg.load_from = str(args.checkpoint)
+        if args.amp:  # as mmpretrain's tools/test.py
+            cfg.test_cfg = dict(cfg.get("test_cfg") or {}, fp16=True)
     for stage in ("train", "val", "test"):  # as mmpretrain's tools: on the dataloaders the config has
         loader = cfg.get(f"{stage}_dataloader")
         if isinstance(loader, dict) and args.no_pin_memory:

@@ -22,6 +22,7 @@ from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.compile import CompileTrainStep, compile_options
 from mm2lightning.lightning.data_resume import resume_loader, whole_passes
+from mm2lightning.lightning.eval_autocast import EvalAutocast
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.iterator_seed import IteratorSeed
 from mm2lightning.lightning.module import MMLightningModule
@@ -232,6 +233,7 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._iterator_seed = IteratorSeed()
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
         self._compile = compile_options(self.cfg.get("compile"))
+        self._fp16_stages = tuple(stage for stage, cfg in (("val", val_cfg), ("test", test_cfg)) if (cfg or {}).get("fp16"))
         for key in ("sync_bn", "activation_checkpointing", "efficient_conv_bn_eval"):
             if self.cfg.get(key) is not None:
                 refuse("cfg", key, f"{key}={self.cfg[key]!r}")
@@ -317,6 +319,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
             callbacks.append(self._schedule)
         if self._compile is not None:
             callbacks.append(CompileTrainStep(self._compile))
+        if self._fp16_stages:  # val_cfg/test_cfg fp16=True, as MMEngine's loops
+            callbacks.append(EvalAutocast(self._fp16_stages))
         kwargs.update(launcher_trainer_args(self.launcher))
         if self.launcher != "none":
             kwargs["strategy"] = runner_strategy(self.cfg, **process_group_args(self.env_cfg))

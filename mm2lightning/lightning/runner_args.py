@@ -346,8 +346,6 @@ def check_loop_arguments(loops: Mapping[str, tuple[Any, Any, Any]], param_schedu
         name, loop = f"{stage}_cfg", "ValLoop" if stage == "val" else "TestLoop"
         if loop_cfg.get("type", loop) not in (loop, f"mmengine.{loop}"):
             refuse(name, "type", f"type={loop_cfg['type']!r}")
-        if loop_cfg.get("fp16"):
-            refuse(name, "fp16", "fp16=True")
         unknown = sorted(set(loop_cfg) - {"type", "fp16", "_scope_"})
         if unknown:
             raise UnsupportedOptionError(f"{name} has unknown keys {unknown}; {loop} takes fp16")

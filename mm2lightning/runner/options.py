@@ -50,8 +50,8 @@ OPTIONS: tuple[Option, ...] = tuple(
     _options("Runner", "same", _SAME_RUNNER_ARGS)
     + [
         Option("Runner", "train_cfg", "partly", "MMEngine's two train loops; a custom train loop type is refused"),
-        Option("Runner", "val_cfg", "partly", "MMEngine's ValLoop; a custom loop type and fp16=True are refused"),
-        Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop; a custom loop type and fp16=True are refused"),
+        Option("Runner", "val_cfg", "partly", "MMEngine's ValLoop (fp16 too); a custom loop type is refused"),
+        Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop (fp16 too); a custom loop type is refused"),
         Option("Runner", "load_from", "partly", "a file, an http(s):// URL, an open-mmlab:// or torchvision:// name "
                "(downloaded into torch's hub cache, as MMEngine); file-backend schemes (s3://, ...) are refused"),
         Option("Runner", "launcher", "partly", "'none', 'pytorch', 'slurm'; 'mpi' is refused: Lightning has no MPI "
@@ -61,12 +61,10 @@ OPTIONS: tuple[Option, ...] = tuple(
     + [
         Option("train_cfg", "type", "partly", "EpochBasedTrainLoop, IterBasedTrainLoop; other loops are refused: "
                "Lightning's fit loop runs train_step"),
+        Option("val_cfg", "fp16", "same", "val_step under autocast (bfloat16 on CPU, float16 on GPU)"),
+        Option("test_cfg", "fp16", "same", "test_step under autocast (bfloat16 on CPU, float16 on GPU)"),
         Option("val_cfg", "type", "partly", "ValLoop; a custom loop's run() is not called by Lightning: refused"),
-        Option("val_cfg", "fp16", "refused", "evaluation under autocast is not carried out yet; set "
-               "trainer_cfg=dict(precision=...)"),
         Option("test_cfg", "type", "partly", "TestLoop; a custom loop's run() is not called by Lightning: refused"),
-        Option("test_cfg", "fp16", "refused", "evaluation under autocast is not carried out yet; set "
-               "trainer_cfg=dict(precision=...)"),
     ]
     + _options("CheckpointHook", "same",
                "interval by_epoch save_optimizer save_param_scheduler out_dir max_keep_ckpts save_last save_best rule "
@@ -143,8 +141,9 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("tools/test.py", "--launcher", "partly", "none, pytorch, slurm; mpi is refused"),
     ]
     + _options("tools/test.py", "same", "config checkpoint --work-dir --cfg-options --no-pin-memory --local_rank")
-    + [Option("tools/test.py", "--out", "same", "the predictions to a .pkl file, as MMEngine's DumpResults")]
-    + _options("tools/test.py", "refused", "--out-item --amp --show --show-dir --interval --wait-time --tta",
+    + [Option("tools/test.py", "--out", "same", "the predictions to a .pkl file, as MMEngine's DumpResults"),
+       Option("tools/test.py", "--amp", "same", "test_cfg.fp16=True: the test under autocast")]
+    + _options("tools/test.py", "refused", "--out-item --show --show-dir --interval --wait-time --tta",
                "not carried out yet")
 )
 

@@ -91,3 +91,15 @@ def test_out_must_be_a_pickle_file(tmp_path, capsys):
     assert main(["train", CONFIG, "--work-dir", str(tmp_path), *ONE_EPOCH]) == 0
     assert main(["test", CONFIG, str(tmp_path / "epoch_1.ckpt"), "--work-dir", str(tmp_path), "--out", "x.json"]) == 2
     assert "must be a pkl file" in capsys.readouterr().err
+
+
+def test_test_amp_evaluates_under_autocast(tmp_path, capsys):
+    assert main(["train", CONFIG, "--work-dir", str(tmp_path), *ONE_EPOCH]) == 0
+    checkpoint = str(tmp_path / "epoch_1.ckpt")
+    results = {}
+    for flags in ([], ["--amp"]):
+        capsys.readouterr()
+        assert main(["test", CONFIG, checkpoint, "--work-dir", str(tmp_path / "test"), *flags]) == 0
+        results[bool(flags)] = float(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("mse="))
+    assert saved_config(tmp_path / "test").test_cfg.fp16 is True  # as mmpretrain's tools/test.py --amp
+    assert results[True] != results[False] and results[True] == pytest.approx(results[False], rel=0.05)

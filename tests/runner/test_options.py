@@ -129,9 +129,7 @@ REFUSED_RUNNER = {  # (place, option): the Runner arguments that give it a value
     ("Runner", "launcher"): dict(launcher="mpi"),
     ("Runner", "load_from"): dict(load_from="s3://bucket/epoch_1.pth"),
     ("train_cfg", "type"): dict(train_cfg=dict(type="MyTrainLoop", max_epochs=1)),
-    ("val_cfg", "fp16"): dict(val_cfg=dict(fp16=True), val_dataloader=[1], val_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
     ("val_cfg", "type"): dict(val_cfg=dict(type="MyValLoop"), val_dataloader=[1], val_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
-    ("test_cfg", "fp16"): dict(test_cfg=dict(fp16=True), test_dataloader=[1], test_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
     ("test_cfg", "type"): dict(test_cfg=dict(type="MyTestLoop"), test_dataloader=[1], test_evaluator=dict(type="DumpResults", out_file_path="x.pkl")),
     ("CheckpointHook", "priority"): dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", priority="LOW"))),
     ("CheckpointHook", "file_client_args"): dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", file_client_args=dict(backend="disk")))),
@@ -154,11 +152,11 @@ REFUSED_RUNNER = {  # (place, option): the Runner arguments that give it a value
     ("cfg", "efficient_conv_bn_eval"): dict(cfg=dict(efficient_conv_bn_eval=["linear"])),
 }
 REFUSED_RUNNER[("Runner", "train_cfg")] = REFUSED_RUNNER[("train_cfg", "type")]
-REFUSED_RUNNER[("Runner", "val_cfg")] = REFUSED_RUNNER[("val_cfg", "fp16")]
+REFUSED_RUNNER[("Runner", "val_cfg")] = REFUSED_RUNNER[("val_cfg", "type")]
 REFUSED_RUNNER[("Runner", "test_cfg")] = REFUSED_RUNNER[("test_cfg", "type")]
 MMENGINE_ERRORS = {("LoggerHook", "file_client_args"): ValueError}
 REFUSED_FLAGS = {
-    "--out-item": ["--out-item", "pred"], "--amp": ["--amp"], "--show": ["--show"], "--show-dir": ["--show-dir", "d"],
+    "--out-item": ["--out-item", "pred"], "--show": ["--show"], "--show-dir": ["--show-dir", "d"],
     "--interval": ["--interval", "2"], "--wait-time": ["--wait-time", "1"], "--tta": ["--tta"],
 }
 

@@ -230,3 +230,20 @@ def test_published_checkpoints_equal_mmengines(mmengine, tmp_path, monkeypatch):
     with pytest.raises(TypeError, match='"published_keys" should be a str or a sequence of str'):
         Runner(model=tiny(), work_dir=str(tmp_path), default_hooks=dict(checkpoint=dict(type="CheckpointHook",
                                                                                          published_keys=3)))
+
+
+def test_fp16_evaluation_runs_under_autocast_as_mmengines_loops(mmengine, tmp_path):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    def metrics(runner_cls, base, metric, name, fp16):
+        runner = _run(runner_cls, base, metric, tmp_path / name, None, val_cfg=dict(fp16=fp16),
+                      train_cfg=dict(by_epoch=True, max_epochs=1))
+        return runner.val()["mse"]
+
+    ours = metrics(Runner, BaseModel, BaseMetric, "ours", True)
+    theirs = metrics(MMRunner, MMBaseModel, MMBaseMetric, "mmengine", True)
+    full = metrics(Runner, BaseModel, BaseMetric, "fp32", False)
+    assert ours == pytest.approx(theirs, abs=1e-6)  # bfloat16 on CPU, as MMEngine's autocast
+    assert abs(ours - full) > 1e-5  # and not the float32 result

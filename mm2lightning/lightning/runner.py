@@ -42,6 +42,7 @@ from mm2lightning.lightning.runner_args import (
     train_loop_trainer_args,
 )
 from mm2lightning.logging import MessageHub, MMLogger
+from mm2lightning.model import convert_sync_batchnorm, revert_sync_batchnorm
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.registry import MODELS
 from mm2lightning.registry.scope import activate_scope
@@ -195,6 +196,14 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
             if data_preprocessor is not None:
                 model.setdefault("data_preprocessor", data_preprocessor)
             model = MODELS.build(model)
+        if isinstance(model, nn.Module) and launcher == "none":  # as MMEngine's wrap_model
+            self.logger.info(
+                "Distributed training is not used, all SyncBatchNorm (SyncBN) layers in the model will be "
+                "automatically reverted to BatchNormXd layers if they are used."
+            )
+            model = revert_sync_batchnorm(model)
+        elif isinstance(model, nn.Module) and self.cfg.get("sync_bn") is not None:
+            model = convert_sync_batchnorm(model, self.cfg["sync_bn"])
         if auto_scale_lr and auto_scale_lr.get("enable", False) and optim_wrapper is not None:
             optim_wrapper = scale_lr(optim_wrapper, self._lr_scale(auto_scale_lr, train_dataloader))
         self._loop_flags, self._schedule = (
@@ -234,7 +243,7 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
         self._compile = compile_options(self.cfg.get("compile"))
         self._fp16_stages = tuple(stage for stage, cfg in (("val", val_cfg), ("test", test_cfg)) if (cfg or {}).get("fp16"))
-        for key in ("sync_bn", "activation_checkpointing", "efficient_conv_bn_eval"):
+        for key in ("activation_checkpointing", "efficient_conv_bn_eval"):
             if self.cfg.get(key) is not None:
                 refuse("cfg", key, f"{key}={self.cfg[key]!r}")
         self._extra_callbacks = list(callbacks or [])

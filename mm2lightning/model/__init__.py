@@ -14,6 +14,7 @@ from mm2lightning.model.base_model import BaseModel
 from mm2lightning.model.base_module import BaseModule, ModuleDict, ModuleList, Sequential
 from mm2lightning.model.data_preprocessor import BaseDataPreprocessor, ImgDataPreprocessor
 from mm2lightning.model.pretrained_init import PretrainedInit
+from mm2lightning.model.sync_bn import convert_sync_batchnorm, revert_sync_batchnorm
 from mm2lightning.model.utils import stack_batch
 from mm2lightning.model.weight_init import (
     BaseInit,
@@ -42,6 +43,8 @@ from mm2lightning.model.wrappers import (
 )
 
 __all__ = [
+    "convert_sync_batchnorm",
+    "revert_sync_batchnorm",
     "BaseAveragedModel",
     "BaseDataPreprocessor",
     "BaseInit",

@@ -105,8 +105,8 @@ OPTIONS: tuple[Option, ...] = tuple(
                "others are refused"),
         Option("cfg", "compile", "same", "torch.compile of the model's train_step before training, as MMEngine"),
         Option("cfg", "runner_type", "partly", "'Runner' and 'FlexibleRunner' (with cfg.strategy); others refused"),
-        Option("cfg", "sync_bn", "refused", "not carried out yet (Trainer(sync_batchnorm=True) through trainer_cfg "
-               "converts to torch's SyncBatchNorm)"),
+        Option("cfg", "sync_bn", "same", "'torch'/'mmcv': batch norms become SyncBatchNorm under a launcher; "
+               "without one, SyncBatchNorm layers are reverted to batch norms, as MMEngine's wrap_model"),
         Option("cfg", "activation_checkpointing", "refused", "not carried out yet"),
         Option("cfg", "efficient_conv_bn_eval", "refused", "not carried out yet"),
     ]

@@ -247,3 +247,43 @@ def test_fp16_evaluation_runs_under_autocast_as_mmengines_loops(mmengine, tmp_pa
     full = metrics(Runner, BaseModel, BaseMetric, "fp32", False)
     assert ours == pytest.approx(theirs, abs=1e-6)  # bfloat16 on CPU, as MMEngine's autocast
     assert abs(ours - full) > 1e-5  # and not the float32 result
+
+
+def _bn_model(base):
+    class BatchNormed(make_model_class(base)):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.SyncBatchNorm(8), torch.nn.Tanh(),
+                                            torch.nn.Linear(8, 1))
+
+    torch.manual_seed(0)
+    return BatchNormed()
+
+
+def test_sync_batchnorm_is_reverted_without_a_launcher_as_mmengine(mmengine, tmp_path):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    ours = _run(Runner, BaseModel, BaseMetric, tmp_path / "ours", None, model=_bn_model(BaseModel))
+    ref = _run(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine", None, model=_bn_model(MMBaseModel))
+    assert type(ours.model.body[1]).__name__ == type(ref.model.body[1]).__name__ == "_BatchNormXd"
+    theirs = _trained(ref)
+    for name, value in _trained(ours).items():
+        assert (value.float() - theirs[name].float()).abs().max().item() <= 1e-6, name
+
+
+def test_sync_bn_converts_batch_norms_under_a_launcher(tmp_path, torchrun_variables, process_state):
+    from mm2lightning.model import convert_sync_batchnorm
+
+    class Normed(make_model_class(BaseModel)):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 1))
+
+    model = Normed()
+    weight = model.body[1].weight
+    runner = Runner(model=model, work_dir=str(tmp_path), launcher="pytorch", cfg=dict(sync_bn="torch"))
+    assert isinstance(runner.model.body[1], torch.nn.SyncBatchNorm) and runner.model.body[1].weight is weight
+    with pytest.raises(ValueError, match='sync_bn should be "torch" or "mmcv", but got apex'):
+        convert_sync_batchnorm(Normed(), "apex")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,14 @@ class LoggerHook(Hook):
     - ``log_metric_by_epoch``: validation scalars go to the visualizer against the epoch (``True``)
       or the iteration.
 
-    ``out_dir`` (copying the logs elsewhere at the end of the run) is not supported yet and is refused;
-    ``out_suffix``, ``keep_local``, ``file_client_args`` and ``backend_args`` only act with it.
+    - ``out_dir``: at the end of each run the log directory's files ending with ``out_suffix`` are copied to
+      ``out_dir/<work_dir's name>/`` (:meth:`copy_logs`), and removed locally with ``keep_local=False``.
+
+    ``file_client_args`` and ``backend_args`` (file backends) are refused: ``out_dir`` is a local path.
 
     Raises:
         TypeError, ValueError: As MMEngine's, for an option of the wrong type or value.
-        UnsupportedOptionError: ``out_dir`` is given (also a ``NotImplementedError``).
+        UnsupportedOptionError: ``file_client_args`` or ``backend_args`` is given (also a ``NotImplementedError``).
     """
 
     priority = "BELOW_NORMAL"
@@ -68,8 +72,9 @@ class LoggerHook(Hook):
             raise ValueError('"file_client_args" and "backend_args" cannot be set at the same time.')
         if not (isinstance(out_suffix, str) or (isinstance(out_suffix, Sequence) and all(isinstance(s, str) for s in out_suffix))):
             raise TypeError(f"out_suffix should be a string or a sequence of string, but got {type(out_suffix)}")
-        if out_dir is not None:
-            refuse("LoggerHook", "out_dir", f"out_dir={str(out_dir)!r}")
+        for name, value in (("file_client_args", file_client_args), ("backend_args", backend_args)):
+            if value is not None:
+                refuse("LoggerHook", name, f"{name}={value!r}")
         self.interval = interval
         self.ignore_last = ignore_last
         self.interval_exp_name = interval_exp_name
@@ -77,3 +82,28 @@ class LoggerHook(Hook):
         self.out_suffix = out_suffix
         self.keep_local = keep_local
         self.log_metric_by_epoch = log_metric_by_epoch
+
+    def copy_logs(self, log_dir: str | Path, work_dir: str | Path, logger: Any = None) -> list[Path]:
+        """MMEngine's ``after_run``: copy the files under ``log_dir`` whose names end with ``out_suffix`` to
+        ``out_dir/<work_dir's name>/`` (same relative paths); with ``keep_local=False`` remove them locally
+        (closing ``logger``'s file handlers first). Returns the copies; nothing without ``out_dir``."""
+        if self.out_dir is None:
+            return []
+        target = Path(self.out_dir) / Path(work_dir).name
+        suffixes = (self.out_suffix,) if isinstance(self.out_suffix, str) else tuple(self.out_suffix)
+        sources = sorted(p for p in Path(log_dir).rglob("*") if p.is_file() and p.name.endswith(suffixes))
+        copies = []
+        for source in sources:
+            copy = target / source.relative_to(log_dir)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+            copies.append(copy)
+            if logger is not None:
+                logger.info(f"The file {source} has been uploaded to {copy}.")
+        if not self.keep_local:
+            for handler in getattr(logger, "handlers", []):
+                if isinstance(handler, logging.FileHandler):
+                    handler.close()
+            for source in sources:
+                source.unlink()
+        return copies

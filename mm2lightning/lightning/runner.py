@@ -443,16 +443,18 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         except ConfigError:  # a config holding objects that cannot be written as text
             pass
         self.message_hub.update_info_dict(info)
-        if self._hook_driver is None:
-            yield
-            return
-        self.model.to(self.trainer.strategy.root_device)
-        try:
+        if self._hook_driver is not None:
+            self.model.to(self.trainer.strategy.root_device)
             self._hook_driver.begin_run(self.module)
+        try:
             yield
         except BaseException:
-            self._hook_driver.abort_run()
+            if self._hook_driver is not None:
+                self._hook_driver.abort_run()
             raise
+        logger_hook = self.module.logger_hook
+        if logger_hook is not None and self.rank == 0:  # LoggerHook's after_run: the logs to its out_dir
+            logger_hook.copy_logs(self.log_dir, self.work_dir, self.logger)
 
     def val(self) -> dict[str, Any]:
         """Evaluate on ``val_dataloader``; returns the evaluator's metrics (MMEngine's names, no ``val/``)."""

@@ -273,13 +273,7 @@ def _logger_hook(hook: Any, name: str) -> LoggerHook:
             raise
         raise TypeError(f"default_hooks[{name!r}]: {error}; LoggerHook takes "
                         f"{list(inspect.signature(LoggerHook).parameters)}") from error
-    refuse_set("LoggerHook", options, _LOGGER_HOOK_DEFAULTS)
     return hook
-
-
-_LOGGER_HOOK_DEFAULTS = {
-    name: p.default for name, p in inspect.signature(LoggerHook).parameters.items() if p.default is not p.empty
-}
 
 
 def _register(hooks: HookList, hook: Any, where: str) -> None:

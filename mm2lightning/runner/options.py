@@ -74,12 +74,10 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("CheckpointHook", "file_client_args", "refused", "no file backends: checkpoints go to local paths"),
         Option("CheckpointHook", "backend_args", "refused", "no file backends: checkpoints go to local paths"),
     ]
-    + _options("LoggerHook", "same", "interval ignore_last interval_exp_name log_metric_by_epoch")
+    + _options("LoggerHook", "same",
+               "interval ignore_last interval_exp_name log_metric_by_epoch out_dir out_suffix keep_local")
     + [
         Option("LoggerHook", "priority", "partly", "its default, 'BELOW_NORMAL', only"),
-        Option("LoggerHook", "out_dir", "refused", "copying the logs elsewhere is not carried out yet"),
-        Option("LoggerHook", "out_suffix", "refused", "only with out_dir, which is refused"),
-        Option("LoggerHook", "keep_local", "refused", "only with out_dir, which is refused"),
         Option("LoggerHook", "file_client_args", "refused", "no file backends: logs go to local paths"),
         Option("LoggerHook", "backend_args", "refused", "no file backends: logs go to local paths"),
         Option("default_hooks", "checkpoint", "same", "None: no checkpoints"),

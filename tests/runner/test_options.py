@@ -135,9 +135,6 @@ REFUSED_RUNNER = {  # (place, option): the Runner arguments that give it a value
     ("CheckpointHook", "file_client_args"): dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", file_client_args=dict(backend="disk")))),
     ("CheckpointHook", "backend_args"): dict(default_hooks=dict(checkpoint=dict(type="CheckpointHook", backend_args=dict(backend="local")))),
     ("LoggerHook", "priority"): dict(default_hooks=dict(logger=dict(type="LoggerHook", priority="VERY_HIGH"))),
-    ("LoggerHook", "out_dir"): dict(default_hooks=dict(logger=dict(type="LoggerHook", out_dir="elsewhere"))),
-    ("LoggerHook", "out_suffix"): dict(default_hooks=dict(logger=dict(type="LoggerHook", out_suffix=".log"))),
-    ("LoggerHook", "keep_local"): dict(default_hooks=dict(logger=dict(type="LoggerHook", keep_local=False))),
     # MMEngine's own check refuses file_client_args without out_dir (which is refused): its ValueError
     ("LoggerHook", "file_client_args"): dict(default_hooks=dict(logger=dict(type="LoggerHook", file_client_args=dict(backend="disk")))),
     ("LoggerHook", "backend_args"): dict(default_hooks=dict(logger=dict(type="LoggerHook", backend_args=dict(backend="local")))),

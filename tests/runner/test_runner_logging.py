@@ -261,9 +261,32 @@ def test_logger_hook_instances_and_what_is_not_supported(mmengine, tmp_path):
     for hook in (MMLoggerHook(interval=3, ignore_last=False), LoggerHook(interval=3, ignore_last=False)):
         runner = Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path), default_hooks=dict(logger=hook))
         assert runner.module.logger_hook.interval == 3 and runner.module.logger_hook.ignore_last is False
-    with pytest.raises(NotImplementedError, match="out_dir"):
+    with pytest.raises(NotImplementedError, match="backend_args"):  # file backends: not carried
         Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path),
-               default_hooks=dict(logger=dict(type="LoggerHook", out_dir=str(tmp_path / "elsewhere"))))
+               default_hooks=dict(logger=dict(type="LoggerHook", out_dir="x", backend_args=dict(backend="local"))))
     with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
         Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path),
                default_hooks=dict(logger=dict(type="LoggerHook", colour=True)))
+
+
+@pytest.mark.parametrize("keep_local", [True, False])
+def test_logger_hook_out_dir_copies_the_logs_as_mmengine(mmengine, tmp_path, keep_local):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    copied = {}
+    for name, runner_cls, base, metric in (("ours", Runner, BaseModel, BaseMetric),
+                                           ("mmengine", MMRunner, MMBaseModel, MMBaseMetric)):
+        out_dir = tmp_path / f"out_{name}"
+        hook = dict(type="LoggerHook", interval=5, out_dir=str(out_dir), out_suffix=(".log", ".json"),
+                    keep_local=keep_local)
+        runner = _run(runner_cls, base, metric, tmp_path / name / "exp", None,
+                      default_hooks=dict(logger=hook, checkpoint=None),
+                      visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]))
+        target = out_dir / "exp"  # out_dir/<work_dir's name>/<the log dir's files, by their relative paths>
+        copied[name] = sorted(str(p.relative_to(target)).replace(runner.timestamp, "T")
+                              for p in target.rglob("*") if p.is_file())
+        local = Path(runner.log_dir) / f"{runner.timestamp}.log"
+        assert local.exists() == keep_local, name
+    assert copied["ours"] == copied["mmengine"] == ["T.log", "vis_data/T.json", "vis_data/scalars.json"]

@@ -46,6 +46,7 @@ from mm2lightning.model import convert_sync_batchnorm, revert_sync_batchnorm
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.registry import MODELS
 from mm2lightning.registry.scope import activate_scope
+from mm2lightning.runner.activation_checkpointing import turn_on_activation_checkpointing
 from mm2lightning.runner.environment import check_env_cfg, process_group_args, setup_env
 from mm2lightning.runner.log_processor import LogProcessor
 from mm2lightning.runner.options import refuse
@@ -243,9 +244,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
         self._compile = compile_options(self.cfg.get("compile"))
         self._fp16_stages = tuple(stage for stage, cfg in (("val", val_cfg), ("test", test_cfg)) if (cfg or {}).get("fp16"))
-        for key in ("activation_checkpointing", "efficient_conv_bn_eval"):
-            if self.cfg.get(key) is not None:
-                refuse("cfg", key, f"{key}={self.cfg[key]!r}")
+        if self.cfg.get("efficient_conv_bn_eval") is not None:
+            refuse("cfg", "efficient_conv_bn_eval", f"efficient_conv_bn_eval={self.cfg['efficient_conv_bn_eval']!r}")
         self._extra_callbacks = list(callbacks or [])
         self._loggers = loggers
         self._trainer: pl.Trainer | None = None
@@ -408,6 +408,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
                 self._iterator_seed.draw()
             if hasattr(self.model, "init_weights"):
                 self.model.init_weights()
+            if self.cfg.get("activation_checkpointing") is not None:  # as MMEngine: after init_weights
+                turn_on_activation_checkpointing(self.model, self.cfg["activation_checkpointing"])
             resume_from = self._checkpoint_to_resume()
             fit_path = None
             if resume_from is not None:

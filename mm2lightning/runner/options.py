@@ -105,8 +105,10 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("cfg", "runner_type", "partly", "'Runner' and 'FlexibleRunner' (with cfg.strategy); others refused"),
         Option("cfg", "sync_bn", "same", "'torch'/'mmcv': batch norms become SyncBatchNorm under a launcher; "
                "without one, SyncBatchNorm layers are reverted to batch norms, as MMEngine's wrap_model"),
-        Option("cfg", "activation_checkpointing", "refused", "not carried out yet"),
-        Option("cfg", "efficient_conv_bn_eval", "refused", "not carried out yet"),
+        Option("cfg", "activation_checkpointing", "same", "the named submodules' forward under torch's "
+               "(non-reentrant) checkpoint when training starts, as MMEngine"),
+        Option("cfg", "efficient_conv_bn_eval", "refused", "not carried out yet (MMEngine traces the model with "
+               "torch.fx to pair each conv with its batch norm)"),
     ]
     + _options("Runner attribute", "same",
                "model cfg work_dir log_dir timestamp experiment_name model_name seed deterministic launcher "

@@ -9,7 +9,9 @@ The same model, data, seed and optimizer (SGD with momentum) run as
                      default logging (CSVLogger, ``log_every_n_steps=50``);
   (d) mmengine     - MMEngine's ``Runner`` with its default hooks and logging (LoggerHook
                      every 10 iterations, text log, ``scalars.json``), when installed;
-  (e) runner       - mm2lightning's ``Runner`` with the same arguments as (d).
+  (e) runner       - mm2lightning's ``Runner`` with the same arguments as (d);
+  (f) compiled     - (e) with ``cfg.compile=True`` (``torch.compile``'s default backend on ``train_step``,
+                     as MMEngine's ``compile``); only when asked for (``--variants runner,compiled``).
 
 Each run is its own subprocess with the allocator's defaults. In a round one run per
 variant starts; they warm up side by side, then take turns in lock-step, one timed
@@ -45,11 +47,13 @@ from typing import Any, Callable
 
 RESULT_MARK = "BENCH_RESULT "
 VARIANTS = {  # name -> letter
-    "plain": "a", "lightning": "b", "mm2lightning": "c", "mmengine": "d", "runner": "e",
+    "plain": "a", "lightning": "b", "mm2lightning": "c", "mmengine": "d", "runner": "e", "compiled": "f",
 }  # fmt: skip
+DEFAULT_VARIANTS = ("plain", "lightning", "mm2lightning", "mmengine", "runner")
 LR, MOMENTUM = 0.01, 0.9
 RATIOS = {"c/b": ("mm2lightning", "lightning"), "c/d": ("mm2lightning", "mmengine"),
-          "b/d": ("lightning", "mmengine"), "e/c": ("runner", "mm2lightning"), "e/d": ("runner", "mmengine")}
+          "b/d": ("lightning", "mmengine"), "e/c": ("runner", "mm2lightning"), "e/d": ("runner", "mmengine"),
+          "f/e": ("compiled", "runner")}
 TARGETS = {("mlp", "c/b"): 1.10, ("mlp", "e/d"): 1.05, ("conv", "c/b"): 1.03, ("conv", "c/d"): 1.00}
 MAX_SPREAD = 0.02  # the width of a ratio's confidence interval, relative to it, that a verdict can rest on
 
@@ -284,19 +288,25 @@ def run_mmengine(net, loader, device: str, window: Window, work_dir: str):
     logging.getLogger("mmengine").handlers.clear()
 
 
-def run_runner(net, loader, device: str, window: Window, work_dir: str):
+def run_runner(net, loader, device: str, window: Window, work_dir: str, cfg: dict | None = None):
     from mm2lightning.model import BaseModel
     from mm2lightning.runner import Runner
 
     trainer_cfg = dict(accelerator="gpu" if device.startswith("cuda") else "cpu", enable_progress_bar=False,
                        enable_model_summary=False)
-    Runner(**_runner_args(_classifier(BaseModel, net), loader, work_dir, _stamp(window)), trainer_cfg=trainer_cfg).train()
+    args = _runner_args(_classifier(BaseModel, net), loader, work_dir, _stamp(window))
+    Runner(**args, trainer_cfg=trainer_cfg, cfg=cfg).train()
+
+
+def run_compiled(net, loader, device: str, window: Window, work_dir: str):
+    run_runner(net, loader, device, window, work_dir, cfg=dict(compile=True))  # compiled in the warm-up
 
 
 RUNNERS = {"plain": run_plain, "lightning": run_lightning, "mm2lightning": run_mm2lightning,
-           "mmengine": run_mmengine, "runner": run_runner}
+           "mmengine": run_mmengine, "runner": run_runner, "compiled": run_compiled}
 IMPORTS = {"lightning": "lightning.pytorch", "mm2lightning": "mm2lightning.lightning", "mmengine": "mmengine.runner",
-           "runner": "mm2lightning.lightning.runner"}
+           "runner": "mm2lightning.lightning.runner",
+           "compiled": "mm2lightning.lightning.runner"}
 
 
 # ---------------------------------------------------------------------------------------------- one run (child)
@@ -513,8 +523,9 @@ def environment(args: argparse.Namespace, device: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="mlp,conv", help="comma-separated: mlp, conv (default: both)")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="comma-separated subset of " + ", ".join(VARIANTS) + " (mmengine: when installed)")
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                        help="comma-separated subset of " + ", ".join(VARIANTS) + " (default: all but compiled; "
+                        "mmengine: when installed)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7; 1 with --quick)")
     parser.add_argument("--chunks", type=int, default=None, help="timed chunks per run (default: per workload)")
     parser.add_argument("--quick", action="store_true", help="short runs, 1 round: a smoke test")

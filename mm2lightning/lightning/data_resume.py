@@ -57,6 +57,36 @@ class WholePasses:
         return getattr(self.batch_sampler, name)
 
 
+class FixedEpoch:
+    """Wraps a DataLoader's sampler without its ``set_epoch``: Lightning sets the sampler's epoch at every epoch
+    (MMEngine's ``DistSamplerSeedHook``); without that hook (``default_hooks=dict(sampler_seed=None)``) MMEngine's
+    sampler keeps epoch 0, so every epoch shuffles alike."""
+
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Any:
+        return iter(self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("sampler", "set_epoch"):
+            raise AttributeError(name)
+        return getattr(self.sampler, name)
+
+
+def fixed_epoch(loader: DataLoader) -> None:
+    """Keep ``loader``'s sampler at its epoch (see :class:`FixedEpoch`): as Lightning finds it, the loader's
+    ``sampler`` and its batch sampler's."""
+    object.__setattr__(loader, "sampler", FixedEpoch(loader.sampler))  # DataLoader forbids setattr
+    batch_sampler = loader.batch_sampler
+    batch_sampler = getattr(batch_sampler, "batch_sampler", batch_sampler)  # the one WholePasses wraps
+    if getattr(batch_sampler, "sampler", None) is not None:
+        batch_sampler.sampler = FixedEpoch(batch_sampler.sampler)
+
+
 def whole_passes(loader: DataLoader) -> None:
     """Make each pass of ``loader`` run a custom, finite batch sampler to its end (see :class:`WholePasses`)."""
     batch_sampler = loader.batch_sampler

@@ -21,7 +21,7 @@ from mm2lightning.config import Config, ConfigDict, ConfigError, import_custom_m
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.compile import CompileTrainStep, compile_options
-from mm2lightning.lightning.data_resume import resume_loader, whole_passes
+from mm2lightning.lightning.data_resume import fixed_epoch, resume_loader, whole_passes
 from mm2lightning.lightning.eval_autocast import EvalAutocast
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.iterator_seed import IteratorSeed
@@ -227,6 +227,7 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self.module.message_hub = self.message_hub
         # default_hooks=dict(param_scheduler=None) / dict(logger=None): that hook's work is not done, as in MMEngine
         self.module.step_schedulers = "ParamSchedulerHook" in setup.built_ins
+        self._sampler_epochs = "DistSamplerSeedHook" in setup.built_ins
         self.module.logger_hook = setup.logger_hook
         self.module.text_logger = self.logger  # MMEngine's text log lines at each log step
         self.module.visualizer = self.visualizer  # and LoggerHook's scalars
@@ -374,6 +375,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
             if stage == "train":
                 self._iterator_seed.attach(built)
                 whole_passes(built)
+                if not self._sampler_epochs:  # default_hooks=dict(sampler_seed=None): no set_epoch, as MMEngine
+                    fixed_epoch(built)
             if stage == "train" and any(self._resume_position):
                 resume_loader(built, *self._resume_position)
                 self._resume_position = (0, 0, 0)

@@ -42,7 +42,6 @@ _BUILT_IN_HOOKS = ("RuntimeInfoHook", "IterTimerHook", "DistSamplerSeedHook", "P
 _ALWAYS_DONE = {
     "runtime_info": "the MessageHub's iter, epoch, learning rates and losses",
     "timer": "time, data_time and eta in the MessageHub",
-    "sampler_seed": "the sampler's epoch, set at each epoch",
 }
 _PRIORITIES = dict(  # MMEngine's built-in hooks' priorities: the only ones their configs may name
     RuntimeInfoHook="VERY_HIGH", IterTimerHook="NORMAL", DistSamplerSeedHook="NORMAL", LoggerHook="BELOW_NORMAL",

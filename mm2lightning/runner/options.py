@@ -87,8 +87,8 @@ OPTIONS: tuple[Option, ...] = tuple(
                + "; None is refused: the MessageHub is always fed"),
         Option("default_hooks", "timer", "partly", "IterTimerHook, " + _BUILT_IN_HOOK_NOTE
                + "; None is refused: time and data_time are always measured"),
-        Option("default_hooks", "sampler_seed", "partly", "DistSamplerSeedHook, " + _BUILT_IN_HOOK_NOTE
-               + "; None is refused: the sampler's epoch is always set"),
+        Option("default_hooks", "sampler_seed", "same", "DistSamplerSeedHook, " + _BUILT_IN_HOOK_NOTE
+               + "; None: the sampler keeps its epoch (every epoch shuffles alike)"),
     ]
     + _options("LogProcessor", "same", "window_size by_epoch custom_cfg num_digits log_with_hierarchy mean_pattern")
     + _options("randomness", "same", "seed deterministic diff_rank_seed")

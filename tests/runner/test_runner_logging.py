@@ -197,7 +197,7 @@ def test_a_default_hook_set_to_none_does_no_work_as_in_mmengine(mmengine, tmp_pa
         assert logged == []
 
 
-@pytest.mark.parametrize("name", ["runtime_info", "timer", "sampler_seed"])
+@pytest.mark.parametrize("name", ["runtime_info", "timer"])
 def test_a_built_in_hook_whose_work_is_always_done_cannot_be_set_to_none(tmp_path, name):
     with pytest.raises(ValueError, match=rf"default_hooks\['{name}'\]=None is not supported yet"):
         Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path), default_hooks={name: None})

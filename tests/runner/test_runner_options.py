@@ -309,3 +309,32 @@ def test_activation_checkpointing_recomputes_and_trains_as_mmengine(mmengine, tm
     for name, value in _trained(ours).items():
         assert (value - theirs[name]).abs().max().item() <= 1e-6, name
         assert (value - without[name]).abs().max().item() <= 1e-6, name  # the same gradients as without it
+
+
+@pytest.mark.parametrize("sampler_seed", [dict(type="DistSamplerSeedHook"), None], ids=["hook", "none"])
+def test_sampler_seed_none_keeps_the_samplers_epoch_as_mmengine(mmengine, tmp_path, sampler_seed):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.hooks import Hook
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    from test_runner_logging import _data
+
+    class RecordBatches(Hook):
+        def __init__(self) -> None:
+            self.targets: list[list[float]] = []
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+            self.targets.append([round(float(y), 5) for y in data_batch[1].flatten()])
+
+    loader = dict(dataset=_data(), sampler=dict(type="DefaultSampler", shuffle=True), batch_size=4,
+                  collate_fn=dict(type="default_collate"))
+    seen = {}
+    for name, runner_cls, base, metric in (("ours", Runner, BaseModel, BaseMetric),
+                                           ("mmengine", MMRunner, MMBaseModel, MMBaseMetric)):
+        hook = RecordBatches()
+        _run(runner_cls, base, metric, tmp_path / name, None, train_dataloader=loader, custom_hooks=[hook],
+             default_hooks=dict(sampler_seed=sampler_seed, checkpoint=None))
+        seen[name] = [hook.targets[i : i + 10] for i in (0, 10, 20)]  # the 3 epochs' batches
+    assert seen["ours"] == seen["mmengine"]
+    assert (seen["ours"][0] == seen["ours"][1]) == (sampler_seed is None)  # alike without the hook

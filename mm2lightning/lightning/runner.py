@@ -198,10 +198,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
                 model.setdefault("data_preprocessor", data_preprocessor)
             model = MODELS.build(model)
         if isinstance(model, nn.Module) and launcher == "none":  # as MMEngine's wrap_model
-            self.logger.info(
-                "Distributed training is not used, all SyncBatchNorm (SyncBN) layers in the model will be "
-                "automatically reverted to BatchNormXd layers if they are used."
-            )
+            if any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
+                self.logger.info("Distributed training is not used: the SyncBatchNorm layers become BatchNormXd")
             model = revert_sync_batchnorm(model)
         elif isinstance(model, nn.Module) and self.cfg.get("sync_bn") is not None:
             model = convert_sync_batchnorm(model, self.cfg["sync_bn"])

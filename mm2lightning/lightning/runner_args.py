@@ -123,6 +123,8 @@ def runner_strategy(cfg: Mapping[str, Any], **process_group: Any) -> Strategy:
 
 def train_loop_trainer_args(train_cfg: Mapping[str, Any] | None) -> tuple[dict[str, Any], ValidationSchedule]:
     """Trainer arguments for MMEngine's ``train_cfg``, and the validation schedule callback."""
+    if train_cfg is not None and not isinstance(train_cfg, Mapping):  # a loop object
+        refuse("train_cfg", "type", f"a {type(train_cfg).__name__} object")
     cfg = dict(train_cfg or {})
     cfg.pop("_scope_", None)  # a pkg:: base's scope: MMEngine's loops are ours in every scope
     loop_type = cfg.pop("type", None)
@@ -337,6 +339,8 @@ def check_loop_arguments(loops: Mapping[str, tuple[Any, Any, Any]], param_schedu
         if stage == "train" or not loop_cfg:
             continue
         name, loop = f"{stage}_cfg", "ValLoop" if stage == "val" else "TestLoop"
+        if not isinstance(loop_cfg, Mapping):  # a loop object: its run() is not Lightning's loop
+            refuse(name, "type", f"a {type(loop_cfg).__name__} object")
         if loop_cfg.get("type", loop) not in (loop, f"mmengine.{loop}"):
             refuse(name, "type", f"type={loop_cfg['type']!r}")
         unknown = sorted(set(loop_cfg) - {"type", "fp16", "_scope_"})

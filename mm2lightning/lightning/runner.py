@@ -21,6 +21,7 @@ from mm2lightning.config import Config, ConfigDict, ConfigError, import_custom_m
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.compile import CompileTrainStep, compile_options
+from mm2lightning.lightning.custom_loops import is_custom_loop, record_metrics
 from mm2lightning.lightning.data_resume import fixed_epoch, resume_loader, whole_passes
 from mm2lightning.lightning.eval_autocast import EvalAutocast
 from mm2lightning.lightning.hook_driver import HookDriver
@@ -173,6 +174,7 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._resume_position = (0, 0, 0)  # epoch, batches done in it, and all batches, when resuming
 
         randomness = dict(randomness or {})
+        self._randomness_cfg = randomness  # MMEngine's name: loops read diff_rank_seed from it
         unknown = set(randomness) - {"seed", "deterministic", "diff_rank_seed"}
         if unknown:
             raise ValueError(f"randomness has unknown keys {sorted(unknown)}; expected seed, deterministic, diff_rank_seed")
@@ -242,6 +244,9 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._iterator_seed = IteratorSeed()
         self._trainer_cfg = dict(trainer_cfg or self.cfg.get("trainer_cfg") or {})
         self._compile = compile_options(self.cfg.get("compile"))
+        # val_cfg/test_cfg naming another loop: its own run(), by val()/test() (custom_loops.py)
+        self._custom_loop_cfgs = {s: c for s, c in (("val", val_cfg), ("test", test_cfg)) if is_custom_loop(s, c)}
+        self._custom_loops: dict[str, Any] = {}
         self._fp16_stages = tuple(stage for stage, cfg in (("val", val_cfg), ("test", test_cfg)) if (cfg or {}).get("fp16"))
         if self.cfg.get("efficient_conv_bn_eval") is not None:
             refuse("cfg", "efficient_conv_bn_eval", f"efficient_conv_bn_eval={self.cfg['efficient_conv_bn_eval']!r}")
@@ -250,14 +255,6 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._trainer: pl.Trainer | None = None
         if self.cfg.to_dict() and process_rank(launcher) == 0:
             self.dump_config()
-
-    def dump_config(self) -> None:
-        """Save the config in ``work_dir`` under its file's name (or ``<timestamp>.py``), as MMEngine does."""
-        name = Path(self.cfg.filename).name if self.cfg.filename else f"{self.timestamp}.py"
-        try:
-            self.cfg.dump(self.work_dir / name)
-        except ConfigError as error:
-            warnings.warn(f"the config is not saved in work_dir: {error}", stacklevel=3)
 
     # ------------------------------------------------------------- building
     @classmethod
@@ -404,6 +401,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         """Train as MMEngine's ``Runner.train()``; resume or load weights first when asked. Returns the model."""
         if self._dataloaders["train"] is None:
             raise RuntimeError("Runner.train() needs train_dataloader, train_cfg and optim_wrapper")
+        if "val" in self._custom_loop_cfgs:
+            refuse("val_cfg", "type", f"type={self._custom_loop_cfgs['val']['type']!r} in train()")
         with self._run():
             if not self._schedule.by_epoch:  # MMEngine's iteration-based loop made its data iterator by now
                 self._iterator_seed.draw()
@@ -476,7 +475,22 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
                 if path is not None:
                     self.load_checkpoint(path)
                 self._loaded_weights = True
+            if stage in self._custom_loop_cfgs:
+                return self._run_custom_loop(stage)
             run = self.trainer.validate if stage == "val" else self.trainer.test
             with self._dataloaders_on_module():
                 run(self.module, verbose=False)
         return dict(self.module.val_metrics if stage == "val" else self.module.test_metrics)
+
+    def _run_custom_loop(self, stage: Literal["val", "test"]) -> dict[str, Any]:
+        """A custom loop's own ``run()``, in this process, with hooks' ``after_run`` after it (no Trainer)."""
+        if self.distributed:
+            refuse(f"{stage}_cfg", "type", f"type={self._custom_loop_cfgs[stage]['type']!r} under a launcher")
+        loop = self._custom_loop(stage)
+        self.model.to(self.trainer.strategy.root_device)
+        metrics = dict(loop.run())
+        record_metrics(self, stage, loop, metrics)
+        setattr(self.module, f"{stage}_metrics", metrics)
+        if self._hook_driver is not None:
+            self._hook_driver.end_run()
+        return metrics

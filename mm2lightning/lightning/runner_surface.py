@@ -3,6 +3,7 @@ hooks and builders, with MMEngine's names and signatures (the checkpoint methods
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,12 @@ from typing import Any
 from torch import nn
 from torch.utils.data import DataLoader
 
+from mm2lightning.config import ConfigError
 from mm2lightning.dataset import build_dataloader as _build_dataloader
 from mm2lightning.dist import get_rank, get_world_size, is_distributed
 from mm2lightning.errors import AssertTypeError
 from mm2lightning.evaluator import build_evaluator as _build_evaluator
+from mm2lightning.lightning.custom_loops import build_custom_loop
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.runner_args import launcher_trainer_args, process_rank
 from mm2lightning.lightning.runner_view import RunnerView
@@ -70,6 +73,9 @@ class RunnerAttributes:
     _loop_flags: dict[str, Any]
     _hook_driver: HookDriver | None
     _trainer: Any
+    _custom_loop_cfgs: dict[str, Any]
+    _custom_loops: dict[str, Any]
+    cfg: Any
 
     # ------------------------------------------------------------ counters
     @property
@@ -113,12 +119,27 @@ class RunnerAttributes:
         return self._view.train_loop if self._schedule is not None else None
 
     @property
-    def val_loop(self) -> EvalLoop | None:
-        return EvalLoop(self, "val") if self._dataloaders["val"] is not None else None
+    def val_loop(self) -> Any:
+        """MMEngine's validation loop: a custom one (``val_cfg`` type) built, else a view of MMEngine's."""
+        return self._eval_loop("val")
 
     @property
-    def test_loop(self) -> EvalLoop | None:
-        return EvalLoop(self, "test") if self._dataloaders["test"] is not None else None
+    def test_loop(self) -> Any:
+        """MMEngine's test loop: a custom one (``test_cfg`` type) built, else a view of MMEngine's."""
+        return self._eval_loop("test")
+
+    def _eval_loop(self, stage: str) -> Any:
+        if self._dataloaders[stage] is None:
+            return None
+        return self._custom_loop(stage) if stage in self._custom_loop_cfgs else EvalLoop(self, stage)
+
+    def _custom_loop(self, stage: str) -> Any:
+        if stage not in self._custom_loops:
+            evaluator = self.module.val_evaluator if stage == "val" else self.module.test_evaluator
+            self._custom_loops[stage] = build_custom_loop(
+                self._custom_loop_cfgs[stage], self, self._dataloaders[stage], evaluator
+            )
+        return self._custom_loops[stage]
 
     # ------------------------------------------------------------ processes
     @property
@@ -205,6 +226,14 @@ class RunnerAttributes:
             )
         self._early_loaders[stage] = self.build_dataloader(given, seed=self.seed)  # the next run takes it
         return self._early_loaders[stage]
+
+    def dump_config(self) -> None:
+        """Save the config in ``work_dir`` under its file's name (or ``<timestamp>.py``), as MMEngine does."""
+        name = Path(self.cfg.filename).name if self.cfg.filename else f"{self.timestamp}.py"
+        try:
+            self.cfg.dump(self.work_dir / name)
+        except ConfigError as error:
+            warnings.warn(f"the config is not saved in work_dir: {error}", stacklevel=3)
 
     # ------------------------------------------------------------ builders (MMEngine's signatures)
     @staticmethod

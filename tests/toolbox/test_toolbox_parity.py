@@ -85,6 +85,22 @@ def test_mm2lightning_test_reports_mmengines_metric(runs):
     assert name == "mini/top1" and float(value) == pytest.approx(expected["mini/top1"], abs=1e-4)
 
 
+def test_a_toolbox_test_loop_runs_its_own_run_as_mmengines(runs):
+    """test_cfg naming a toolbox's loop (LOOPS): built in its scope with the runner, run by its own run()."""
+    root, run, config, last, _, _ = runs
+    user = root / f"tta_{config.name}"
+    user.write_text(f"_base_ = [{str(config)!r}]\ntest_cfg = dict(type='MiniTwicePassTestLoop', passes=2)\n")
+    run(sys.executable, str(HERE / "mmengine_train.py"), str(user), str(root / "mmengine_loop"), "test",
+        str(root / "mmengine" / f"{last}.pth"))
+    expected = json.loads((root / "mmengine_loop" / "metrics.json").read_text())
+    assert list(expected) == ["mini/top1", "passes"] and expected["passes"] == 2
+    done = run(str(COMMAND), "test", str(user), str(root / "ours" / f"{last}.ckpt"), "--work-dir", str(root / "loop"))
+    reported = dict(item.split("=") for item in done.stdout.strip().splitlines()[-1].split())
+    assert list(reported) == list(expected)
+    for name, value in expected.items():
+        assert float(reported[name]) == pytest.approx(value, abs=1e-4), name
+
+
 def test_local_vis_backend_writes_mmengines_scalar_lines(runs):
     """visualizer=dict(vis_backends=[LocalVisBackend]): vis_data/scalars.json and <timestamp>.json as MMEngine's."""
     root, _, _, _, _, _ = runs

@@ -48,11 +48,21 @@ def test_mmengines_ema_hook_in_a_toolbox_config_is_ours_and_saves_the_averaged_w
     assert "ema_state_dict" in checkpoint
 
 
-@pytest.mark.parametrize("key, loop", [("val_cfg", "RetrievalValLoop"), ("test_cfg", "minitb.TTALoop")])
-def test_loops_other_than_mmengines_are_refused_naming_them(cfg, key, loop):
-    cfg[key] = dict(type=loop)
-    with pytest.raises(ValueError, match=f"{key} type='{loop}': .*refused"):
-        Runner.from_cfg(cfg)
+def test_a_custom_val_loop_runs_in_val_and_is_refused_in_train(cfg):
+    cfg.val_cfg = dict(type="MiniTwicePassTestLoop", passes=3)  # any LOOPS type: its run() is called
+    runner = Runner.from_cfg(cfg)
+    assert type(runner.val_loop).__name__ == "MiniTwicePassTestLoop" and runner.val_loop.runner is runner
+    metrics = runner.val()
+    assert metrics["passes"] == 3 and "mini/top1" in metrics
+    assert runner.message_hub.get_scalar("val/mini/top1").current() == metrics["mini/top1"]
+    with pytest.raises(ValueError, match="val_cfg type='MiniTwicePassTestLoop' in train\\(\\): .*refused in train"):
+        runner.train()
+
+
+def test_an_unknown_loop_type_names_itself(cfg):
+    cfg.test_cfg = dict(type="NoSuchLoop")
+    with pytest.raises(KeyError, match="NoSuchLoop"):
+        Runner.from_cfg(cfg).test()
 
 
 def test_a_config_of_a_toolbox_that_is_not_installed_names_the_package(cfg):

@@ -1,10 +1,39 @@
-"""A hook that changes the weights, an optimizer and a constructor with its own paramwise_cfg key."""
+"""A hook that changes the weights, an optimizer, a constructor with its own paramwise_cfg key and a test loop
+with its own run()."""
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.runner import TestLoop
 
-from minitb.registry import HOOKS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIMIZERS
+from minitb.registry import HOOKS, LOOPS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIMIZERS
+
+
+@LOOPS.register_module()
+class MiniTwicePassTestLoop(TestLoop):
+    """Tests every batch twice and reports how many passes it made (as toolboxes' retrieval and TTA loops run
+    their own passes); the hooks are called as MMEngine's TestLoop calls them."""
+
+    def __init__(self, runner, dataloader, evaluator, passes=2, fp16=False):
+        super().__init__(runner, dataloader, evaluator, fp16)
+        self.passes = passes
+
+    @torch.no_grad()
+    def run(self):
+        self.runner.call_hook("before_test")
+        self.runner.call_hook("before_test_epoch")
+        self.runner.model.eval()
+        for idx, data_batch in enumerate(self.dataloader):
+            self.runner.call_hook("before_test_iter", batch_idx=idx, data_batch=data_batch)
+            for _ in range(self.passes):
+                outputs = self.runner.model.test_step(data_batch)
+            self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+            self.runner.call_hook("after_test_iter", batch_idx=idx, data_batch=data_batch, outputs=outputs)
+        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+        metrics["passes"] = self.passes
+        self.runner.call_hook("after_test_epoch", metrics=metrics)
+        self.runner.call_hook("after_test")
+        return metrics
 
 
 @HOOKS.register_module()

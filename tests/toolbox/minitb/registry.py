@@ -4,6 +4,7 @@ from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -18,6 +19,7 @@ DATA_SAMPLERS = Registry("data sampler", parent=MMENGINE_DATA_SAMPLERS, location
 FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, locations=["minitb.datasets"])
 METRICS = Registry("metric", parent=MMENGINE_METRICS, locations=["minitb.evaluation"])
 HOOKS = Registry("hook", parent=MMENGINE_HOOKS, locations=["minitb.engine"])
+LOOPS = Registry("loop", parent=MMENGINE_LOOPS, locations=["minitb.engine"])
 OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, locations=["minitb.engine"])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     "optimizer wrapper constructor", parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, locations=["minitb.engine"]

@@ -21,7 +21,7 @@ from mm2lightning.config import Config, ConfigDict, ConfigError, import_custom_m
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.compile import CompileTrainStep, compile_options
-from mm2lightning.lightning.custom_loops import is_custom_loop, record_metrics
+from mm2lightning.lightning.custom_loops import LoopValidation, is_custom_loop, record_metrics
 from mm2lightning.lightning.data_resume import fixed_epoch, resume_loader, whole_passes
 from mm2lightning.lightning.eval_autocast import EvalAutocast
 from mm2lightning.lightning.hook_driver import HookDriver
@@ -247,6 +247,7 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         # val_cfg/test_cfg naming another loop: its own run(), by val()/test() (custom_loops.py)
         self._custom_loop_cfgs = {s: c for s, c in (("val", val_cfg), ("test", test_cfg)) if is_custom_loop(s, c)}
         self._custom_loops: dict[str, Any] = {}
+        self._evaluator_cfgs = dict(val=val_evaluator, test=test_evaluator)
         self._fp16_stages = tuple(stage for stage, cfg in (("val", val_cfg), ("test", test_cfg)) if (cfg or {}).get("fp16"))
         if self.cfg.get("efficient_conv_bn_eval") is not None:
             refuse("cfg", "efficient_conv_bn_eval", f"efficient_conv_bn_eval={self.cfg['efficient_conv_bn_eval']!r}")
@@ -320,7 +321,9 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         if self._schedule is not None and not self._schedule.by_epoch:  # only MMEngine's iteration-based loop draws
             callbacks.append(self._iterator_seed)
         kwargs = dict(self._hook_trainer_args, **self._loop_flags)
-        if self._schedule is not None and self._dataloaders["val"] is not None:
+        if self._schedule is not None and "val" in self._custom_loop_cfgs:  # validates with the custom loop
+            callbacks.append(LoopValidation(self._validate_in_fit, self._schedule))
+        elif self._schedule is not None and self._dataloaders["val"] is not None:
             callbacks.append(self._schedule)
         if self._compile is not None:
             callbacks.append(CompileTrainStep(self._compile))
@@ -352,6 +355,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         after Lightning started the process group (DefaultSampler needs it). Not a ``LightningDataModule``:
         Lightning would check one for overridden batch hooks at every batch."""
         stages = [stage for stage, loader in self._dataloaders.items() if loader is not None]
+        if "val" in self._custom_loop_cfgs:  # the custom loop validates, not Lightning's
+            stages.remove("val")
         for stage in stages:
             setattr(self.module, f"{stage}_dataloader", self._loader_factory(self._dataloaders[stage], stage))
         try:
@@ -401,8 +406,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         """Train as MMEngine's ``Runner.train()``; resume or load weights first when asked. Returns the model."""
         if self._dataloaders["train"] is None:
             raise RuntimeError("Runner.train() needs train_dataloader, train_cfg and optim_wrapper")
-        if "val" in self._custom_loop_cfgs:
-            refuse("val_cfg", "type", f"type={self._custom_loop_cfgs['val']['type']!r} in train()")
+        if "val" in self._custom_loop_cfgs and self.distributed:
+            refuse("val_cfg", "type", f"type={self._custom_loop_cfgs['val']['type']!r} under a launcher")
         with self._run():
             if not self._schedule.by_epoch:  # MMEngine's iteration-based loop made its data iterator by now
                 self._iterator_seed.draw()
@@ -482,15 +487,25 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
                 run(self.module, verbose=False)
         return dict(self.module.val_metrics if stage == "val" else self.module.test_metrics)
 
-    def _run_custom_loop(self, stage: Literal["val", "test"]) -> dict[str, Any]:
-        """A custom loop's own ``run()``, in this process, with hooks' ``after_run`` after it (no Trainer)."""
+    def _run_custom_loop(self, stage: Literal["val", "test"], fitting: bool = False) -> dict[str, Any]:
+        """A custom loop's own ``run()``, in this process; outside a fit, hooks' ``after_run`` after it."""
         if self.distributed:
             refuse(f"{stage}_cfg", "type", f"type={self._custom_loop_cfgs[stage]['type']!r} under a launcher")
         loop = self._custom_loop(stage)
-        self.model.to(self.trainer.strategy.root_device)
+        if not fitting:
+            self.model.to(self.trainer.strategy.root_device)
         metrics = dict(loop.run())
-        record_metrics(self, stage, loop, metrics)
+        record_metrics(self, stage, loop, metrics, fitting=fitting or self.module.max_iters > 0)
         setattr(self.module, f"{stage}_metrics", metrics)
-        if self._hook_driver is not None:
+        if not fitting and self._hook_driver is not None:
             self._hook_driver.end_run()
         return metrics
+
+    def _validate_in_fit(self) -> dict[str, Any]:
+        """The custom validation loop during ``train()``: MMEngine's loops count the epoch before validating."""
+        view, done = self._view, self._view._epoch_done
+        view._epoch_done = self._schedule.by_epoch
+        try:
+            return self._run_custom_loop("val", fitting=True)
+        finally:
+            view._epoch_done = done

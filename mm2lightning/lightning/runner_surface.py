@@ -75,6 +75,7 @@ class RunnerAttributes:
     _trainer: Any
     _custom_loop_cfgs: dict[str, Any]
     _custom_loops: dict[str, Any]
+    _evaluator_cfgs: dict[str, Any]
     cfg: Any
 
     # ------------------------------------------------------------ counters
@@ -135,7 +136,9 @@ class RunnerAttributes:
 
     def _custom_loop(self, stage: str) -> Any:
         if stage not in self._custom_loops:
-            evaluator = self.module.val_evaluator if stage == "val" else self.module.test_evaluator
+            evaluator = self._evaluator_cfgs[stage]  # as MMEngine: the loop builds a config (runner.build_evaluator)
+            if not isinstance(evaluator, (dict, list)):
+                evaluator = getattr(self.module, f"{stage}_evaluator")
             self._custom_loops[stage] = build_custom_loop(
                 self._custom_loop_cfgs[stage], self, self._dataloaders[stage], evaluator
             )
@@ -277,7 +280,18 @@ class RunnerAttributes:
         setup_env(check_env_cfg(env_cfg), distributed=self.distributed)
 
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
-        """Call ``fn_name`` (a hook point, e.g. ``'after_train_iter'``) on every hook that acts at it, in order."""
+        """Call ``fn_name`` (a hook point, e.g. ``'after_train_iter'``) on every hook that acts at it, in order.
+
+        For a custom loop's validation and test points, MMEngine's ``IterTimerHook`` (a Lightning-side built-in
+        here) is done too: ``<stage>/data_time`` and ``<stage>/time`` in the hub."""
+        log_path = self.module._log_path
+        for stage in ("val", "test"):
+            if fn_name == f"before_{stage}_epoch":
+                log_path.start_clock()
+            elif fn_name == f"before_{stage}_iter":
+                log_path.before_eval_iter(stage)
+            elif fn_name == f"after_{stage}_iter":
+                log_path.after_eval_iter(stage)
         if self._hook_driver is not None:
             self._hook_driver.call(fn_name, **kwargs)
 

@@ -50,9 +50,10 @@ OPTIONS: tuple[Option, ...] = tuple(
     _options("Runner", "same", _SAME_RUNNER_ARGS)
     + [
         Option("Runner", "train_cfg", "partly", "MMEngine's two train loops; a custom train loop type is refused"),
-        Option("Runner", "val_cfg", "partly", "MMEngine's ValLoop (fp16 too); a custom loop's run() in val(), "
-               "refused in train()"),
-        Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop (fp16 too), or a custom loop's run() in test()"),
+        Option("Runner", "val_cfg", "partly", "MMEngine's ValLoop (fp16 too), or a custom loop's run(); custom "
+               "loops are refused under a launcher"),
+        Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop (fp16 too), or a custom loop's run(); custom "
+               "loops are refused under a launcher"),
         Option("Runner", "load_from", "partly", "a file, an http(s):// URL, an open-mmlab:// or torchvision:// name "
                "(downloaded into torch's hub cache, as MMEngine); file-backend schemes (s3://, ...) are refused"),
         Option("Runner", "launcher", "partly", "'none', 'pytorch', 'slurm'; 'mpi' is refused: Lightning has no MPI "
@@ -64,8 +65,8 @@ OPTIONS: tuple[Option, ...] = tuple(
                "Lightning's fit loop runs train_step"),
         Option("val_cfg", "fp16", "same", "val_step under autocast (bfloat16 on CPU, float16 on GPU)"),
         Option("test_cfg", "fp16", "same", "test_step under autocast (bfloat16 on CPU, float16 on GPU)"),
-        Option("val_cfg", "type", "partly", "ValLoop, or a LOOPS type (a toolbox's): its run() in runner.val(), in one "
-               "process; refused in train() (Lightning's loop validates there) and under a launcher"),
+        Option("val_cfg", "type", "partly", "ValLoop, or a LOOPS type (a toolbox's): its run() in runner.val() and "
+               "where the training loop validates, in one process; refused under a launcher"),
         Option("test_cfg", "type", "partly", "TestLoop, or a LOOPS type (a toolbox's): its run() in runner.test() "
                "and `mm2lightning test`, in one process; refused under a launcher"),
     ]

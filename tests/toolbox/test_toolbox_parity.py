@@ -101,6 +101,24 @@ def test_a_toolbox_test_loop_runs_its_own_run_as_mmengines(runs):
         assert float(reported[name]) == pytest.approx(value, abs=1e-4), name
 
 
+def test_training_with_a_toolbox_val_loop_equals_mmengines(runs):
+    """val_cfg naming a toolbox's loop: it validates where MMEngine's training loop does, its metrics choose the
+    best checkpoint and reach the log as MMEngine's."""
+    root, run, config, _, _, _ = runs
+    user = root / f"val_loop_{config.name}"
+    user.write_text(f"_base_ = [{str(config)!r}]\nval_cfg = dict(type='MiniTwicePassValLoop', passes=2)\n")
+    reference = run(sys.executable, str(HERE / "mmengine_train.py"), str(user), str(root / "mmengine_val_loop"))
+    ours = run(str(COMMAND), "train", str(user), "--work-dir", str(root / "val_loop"))
+
+    def val_lines(done: subprocess.CompletedProcess) -> list[str]:
+        lines = (done.stdout + done.stderr).splitlines()
+        return [line.split(" - ")[-1].split("data_time")[0] for line in lines if "(val) [" in line and "top1" in line]
+
+    assert val_lines(ours) == val_lines(reference) and all("passes: 2" in line for line in val_lines(ours))
+    best = sorted(p.stem for p in (root / "mmengine_val_loop").glob("best_*.pth"))
+    assert len(best) == 1 and sorted(p.stem for p in (root / "val_loop").glob("best_*.ckpt")) == best
+
+
 def test_local_vis_backend_writes_mmengines_scalar_lines(runs):
     """visualizer=dict(vis_backends=[LocalVisBackend]): vis_data/scalars.json and <timestamp>.json as MMEngine's."""
     root, _, _, _, _, _ = runs

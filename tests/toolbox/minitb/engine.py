@@ -4,15 +4,16 @@ with its own run()."""
 import torch
 from mmengine.hooks import Hook
 from mmengine.optim import DefaultOptimWrapperConstructor
-from mmengine.runner import TestLoop
+from mmengine.runner import TestLoop, ValLoop
 
 from minitb.registry import HOOKS, LOOPS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIMIZERS
 
 
-@LOOPS.register_module()
-class MiniTwicePassTestLoop(TestLoop):
-    """Tests every batch twice and reports how many passes it made (as toolboxes' retrieval and TTA loops run
-    their own passes); the hooks are called as MMEngine's TestLoop calls them."""
+class _TwicePass:
+    """Evaluates every batch twice and reports how many passes it made (as toolboxes' retrieval and TTA loops run
+    their own passes); the hooks are called as MMEngine's loops call them."""
+
+    stage = "test"
 
     def __init__(self, runner, dataloader, evaluator, passes=2, fp16=False):
         super().__init__(runner, dataloader, evaluator, fp16)
@@ -20,20 +21,31 @@ class MiniTwicePassTestLoop(TestLoop):
 
     @torch.no_grad()
     def run(self):
-        self.runner.call_hook("before_test")
-        self.runner.call_hook("before_test_epoch")
+        stage = self.stage
+        self.runner.call_hook(f"before_{stage}")
+        self.runner.call_hook(f"before_{stage}_epoch")
         self.runner.model.eval()
         for idx, data_batch in enumerate(self.dataloader):
-            self.runner.call_hook("before_test_iter", batch_idx=idx, data_batch=data_batch)
+            self.runner.call_hook(f"before_{stage}_iter", batch_idx=idx, data_batch=data_batch)
             for _ in range(self.passes):
-                outputs = self.runner.model.test_step(data_batch)
+                outputs = getattr(self.runner.model, f"{stage}_step")(data_batch)
             self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-            self.runner.call_hook("after_test_iter", batch_idx=idx, data_batch=data_batch, outputs=outputs)
+            self.runner.call_hook(f"after_{stage}_iter", batch_idx=idx, data_batch=data_batch, outputs=outputs)
         metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
         metrics["passes"] = self.passes
-        self.runner.call_hook("after_test_epoch", metrics=metrics)
-        self.runner.call_hook("after_test")
+        self.runner.call_hook(f"after_{stage}_epoch", metrics=metrics)
+        self.runner.call_hook(f"after_{stage}")
         return metrics
+
+
+@LOOPS.register_module()
+class MiniTwicePassTestLoop(_TwicePass, TestLoop):
+    stage = "test"
+
+
+@LOOPS.register_module()
+class MiniTwicePassValLoop(_TwicePass, ValLoop):
+    stage = "val"
 
 
 @HOOKS.register_module()

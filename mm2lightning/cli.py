@@ -5,12 +5,12 @@ Usage::
     mm2lightning train CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--no-validate]
                               [--no-pin-memory] [--no-persistent-workers] [--cfg-options KEY=VALUE ...]
                               [--launcher ...]
-    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl] [--amp] [--no-pin-memory]
+    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl] [--amp] [--tta] [--no-pin-memory]
                                         [--cfg-options KEY=VALUE ...] [--launcher ...]
     mm2lightning convert CHECKPOINT OUT
 
 The flags are those of the OpenMMLab toolboxes' ``tools/train.py`` and ``tools/test.py`` (``--local_rank`` too);
-the ones mm2lightning does not carry out yet (``test --tta``, ``--show``, ...) are refused by name
+the ones mm2lightning does not carry out yet (``test --show``, ...) are refused by name
 (see :mod:`mm2lightning.runner.options`).
 
 Bad input (a config that cannot be read or built, a bad ``--cfg-options`` item, an unknown ``type``, a
@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("checkpoint", help="a file, an http(s):// URL or an open-mmlab:// / torchvision:// name")
     test.add_argument("--out", help="also dump the predictions to this .pkl file (MMEngine's DumpResults)")
     test.add_argument("--amp", action="store_true", help="test under autocast (test_cfg.fp16=True)")
-    for flag in ("--show", "--tta"):  # refused, with the reason
+    test.add_argument("--tta", action="store_true", help="test-time augmentation (cfg.tta_model, cfg.tta_pipeline)")
+    for flag in ("--show",):  # refused, with the reason
         test.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
     for flag in ("--out-item", "--show-dir", "--interval", "--wait-time"):
         test.add_argument(flag, help=argparse.SUPPRESS)
@@ -89,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _refuse_unsupported_flags(args: argparse.Namespace) -> None:
-    for flag in ("--out-item", "--show", "--show-dir", "--interval", "--wait-time", "--tta"):
+    for flag in ("--out-item", "--show", "--show-dir", "--interval", "--wait-time"):
         value = getattr(args, flag[2:].replace("-", "_"), None)
         if value not in (None, False):
             refuse("tools/test.py", flag)
@@ -117,6 +118,8 @@ def _load_config(args: argparse.Namespace) -> Config:
         cfg.load_from = str(args.checkpoint)
         if args.amp:  # as mmpretrain's tools/test.py
             cfg.test_cfg = dict(cfg.get("test_cfg") or {}, fp16=True)
+        if args.tta:
+            _use_tta(cfg)
     for stage in ("train", "val", "test"):  # as mmpretrain's tools: on the dataloaders the config has
         loader = cfg.get(f"{stage}_dataloader")
         if isinstance(loader, dict) and args.no_pin_memory:
@@ -124,6 +127,21 @@ def _load_config(args: argparse.Namespace) -> Config:
         if isinstance(loader, dict) and getattr(args, "no_persistent_workers", False):
             loader["persistent_workers"] = False
     return cfg
+
+
+def _use_tta(cfg: Config) -> None:
+    """``--tta`` as mmdet's and mmseg's ``tools/test.py``: the config's ``tta_model`` around its model, its
+    ``tta_pipeline`` as the test data's pipeline."""
+    for key in ("tta_model", "tta_pipeline"):
+        if key not in cfg:
+            raise ConfigError(f"--tta: Cannot find ``{key}`` in config. Can't use tta !")
+    cfg.model = dict(**cfg.tta_model, module=cfg.model)
+    data_cfg = cfg.test_dataloader
+    while "dataset" in data_cfg:  # a dataset wrapper's dataset
+        data_cfg = data_cfg["dataset"]
+    if "batch_shapes_cfg" in data_cfg:  # fixed output sizes do not go with TTA
+        data_cfg["batch_shapes_cfg"] = None
+    data_cfg["pipeline"] = cfg.tta_pipeline
 
 
 def _merge_train_flags(cfg: Config, args: argparse.Namespace) -> None:

@@ -339,8 +339,11 @@ def check_loop_arguments(loops: Mapping[str, tuple[Any, Any, Any]], param_schedu
         if stage == "train" or not loop_cfg:
             continue
         name, loop = f"{stage}_cfg", "ValLoop" if stage == "val" else "TestLoop"
-        if not isinstance(loop_cfg, Mapping):  # a loop object: built before the Runner, which it needs
-            refuse(name, "type", f"a {type(loop_cfg).__name__} object")
+        if not isinstance(loop_cfg, Mapping):
+            raise UnsupportedOptionError(
+                f"{name}={type(loop_cfg).__name__} object: give the loop as a config dict (type and its arguments); "
+                "mm2lightning builds loops with the Runner they need"
+            )
         if loop_cfg.get("type", loop) not in (loop, f"mmengine.{loop}"):
             continue  # a custom loop: its own arguments (see custom_loops.py)
         unknown = sorted(set(loop_cfg) - {"type", "fp16", "_scope_"})

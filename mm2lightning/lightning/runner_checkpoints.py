@@ -75,7 +75,10 @@ class RunnerCheckpoints:
         state = model_state_dict(checkpoint)
         for pattern, replacement in revise_keys:
             state = {re.sub(pattern, replacement, key): value for key, value in state.items()}
-        result = self.model.load_state_dict(state, strict=strict)
+        model = self.model
+        while any(cls.__name__ == "BaseTTAModel" for cls in type(model).__mro__):  # ours or mmengine's
+            model = model.module  # as MMEngine: a TTA model's checkpoint is its wrapped model's
+        result = model.load_state_dict(state, strict=strict)
         if result.missing_keys or result.unexpected_keys:
             warnings.warn(
                 f"{filename}: missing keys {result.missing_keys}, unexpected keys {result.unexpected_keys}",

@@ -15,6 +15,7 @@ from mm2lightning.model.base_module import BaseModule, ModuleDict, ModuleList, S
 from mm2lightning.model.data_preprocessor import BaseDataPreprocessor, ImgDataPreprocessor
 from mm2lightning.model.pretrained_init import PretrainedInit
 from mm2lightning.model.sync_bn import convert_sync_batchnorm, revert_sync_batchnorm
+from mm2lightning.model.test_time_aug import BaseTTAModel
 from mm2lightning.model.utils import stack_batch
 from mm2lightning.model.weight_init import (
     BaseInit,
@@ -43,6 +44,7 @@ from mm2lightning.model.wrappers import (
 )
 
 __all__ = [
+    "BaseTTAModel",
     "convert_sync_batchnorm",
     "revert_sync_batchnorm",
     "BaseAveragedModel",

@@ -3,6 +3,7 @@ SyncBatchNorm layers (reverted in a single process, converted under a launcher w
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -33,6 +34,7 @@ def _copy_state(source: _BatchNorm, target: _BatchNorm) -> _BatchNorm:
     return target
 
 
+@functools.cache
 def _sync_bn_types() -> tuple[type, ...]:
     types: list[type] = [nn.SyncBatchNorm]
     try:

@@ -146,8 +146,10 @@ OPTIONS: tuple[Option, ...] = tuple(
     ]
     + _options("tools/test.py", "same", "config checkpoint --work-dir --cfg-options --no-pin-memory --local_rank")
     + [Option("tools/test.py", "--out", "same", "the predictions to a .pkl file, as MMEngine's DumpResults"),
-       Option("tools/test.py", "--amp", "same", "test_cfg.fp16=True: the test under autocast")]
-    + _options("tools/test.py", "refused", "--out-item --show --show-dir --interval --wait-time --tta",
+       Option("tools/test.py", "--amp", "same", "test_cfg.fp16=True: the test under autocast"),
+       Option("tools/test.py", "--tta", "same", "the config's tta_model around its model and tta_pipeline as the test "
+              "pipeline (both required, as mmdet's and mmseg's tools; mmpretrain's defaults are not filled in)")]
+    + _options("tools/test.py", "refused", "--out-item --show --show-dir --interval --wait-time",
                "not carried out yet")
 )
 

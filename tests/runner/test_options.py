@@ -156,7 +156,7 @@ REFUSED_WHEN = {("val_cfg", "type"): "train", ("Runner", "val_cfg"): "train", ("
 MMENGINE_ERRORS = {("LoggerHook", "file_client_args"): ValueError}
 REFUSED_FLAGS = {
     "--out-item": ["--out-item", "pred"], "--show": ["--show"], "--show-dir": ["--show-dir", "d"],
-    "--interval": ["--interval", "2"], "--wait-time": ["--wait-time", "1"], "--tta": ["--tta"],
+    "--interval": ["--interval", "2"], "--wait-time": ["--wait-time", "1"],
 }
 
 

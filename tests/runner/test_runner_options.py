@@ -349,7 +349,7 @@ def test_loop_objects_are_refused_naming_the_loop(mmengine, tmp_path):
 
     args = dict(model=tiny(), work_dir=str(tmp_path), val_dataloader=[1], val_evaluator=dict(type="DumpResults",
                                                                                            out_file_path="x.pkl"))
-    with pytest.raises(UnsupportedOptionError, match="val_cfg a MyValLoop object: ValLoop; a custom loop's run"):
+    with pytest.raises(UnsupportedOptionError, match="val_cfg=MyValLoop object: give the loop as a config dict"):
         Runner(**args, val_cfg=MyValLoop())
     with pytest.raises(UnsupportedOptionError, match="train_cfg a MyValLoop object: .*other loops are refused"):
         Runner(model=tiny(), work_dir=str(tmp_path), train_dataloader=[1], train_cfg=MyValLoop(),

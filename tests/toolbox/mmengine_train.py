@@ -1,7 +1,8 @@
 """The reference: MMEngine's Runner on a config, as ``tools/train.py`` (run in a subprocess by the tests).
 
-Usage: python mmengine_train.py CONFIG WORK_DIR [train|test CHECKPOINT]
-Writes WORK_DIR/final.pt (the model's state_dict) after training, or WORK_DIR/metrics.json after testing.
+Usage: python mmengine_train.py CONFIG WORK_DIR [train|test|tta CHECKPOINT]
+Writes WORK_DIR/final.pt (the model's state_dict) after training, or WORK_DIR/metrics.json after testing (``tta``:
+with the config's tta_model and tta_pipeline, as mmdet's ``tools/test.py --tta``).
 """
 
 import json
@@ -14,8 +15,11 @@ from mmengine.runner import Runner
 config, work_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "train"
 cfg = Config.fromfile(config)
 cfg.work_dir = work_dir
-if mode == "test":
+if mode in ("test", "tta"):
     cfg.load_from = sys.argv[4]
+if mode == "tta":
+    cfg.model = dict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 runner = Runner.from_cfg(cfg)
 if mode == "train":
     runner.train()

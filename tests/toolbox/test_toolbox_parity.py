@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,27 @@ def test_training_with_a_toolbox_val_loop_equals_mmengines(runs):
     assert val_lines(ours) == val_lines(reference) and all("passes: 2" in line for line in val_lines(ours))
     best = sorted(p.stem for p in (root / "mmengine_val_loop").glob("best_*.pth"))
     assert len(best) == 1 and sorted(p.stem for p in (root / "val_loop").glob("best_*.ckpt")) == best
+
+
+def test_mm2lightning_test_tta_reports_mmengines_tta_metric(runs):
+    """--tta: the config's tta_model (a toolbox's, on MMEngine's BaseTTAModel) around the model, its tta_pipeline
+    giving each sample's views: MMEngine's TTA metric on the same checkpoint."""
+    root, run, config, last, _, _ = runs
+    user = root / f"tta_model_{config.name}"
+    user.write_text(f"_base_ = [{str(config)!r}]\ntta_model = dict(type='MiniAverageTTA')\n"
+                    "tta_pipeline = [dict(type='LoadNpyImage'), dict(type='MiniFlipTTA')]\n")
+    run(sys.executable, str(HERE / "mmengine_train.py"), str(user), str(root / "mmengine_tta"), "tta",
+        str(root / "mmengine" / f"{last}.pth"))
+    expected = json.loads((root / "mmengine_tta" / "metrics.json").read_text())
+    checkpoint = str(root / "ours" / f"{last}.ckpt")
+    done = run(str(COMMAND), "test", str(user), checkpoint, "--work-dir", str(root / "tta"), "--tta",
+               "--out", str(root / "tta.pkl"))
+    name, value = done.stdout.strip().splitlines()[-1].split("=")
+    assert name == "mini/top1" and float(value) == pytest.approx(expected["mini/top1"], abs=1e-4)
+    run(str(COMMAND), "test", str(user), checkpoint, "--work-dir", str(root / "no_tta"), "--out", str(root / "plain.pkl"))
+    with open(root / "tta.pkl", "rb") as f, open(root / "plain.pkl", "rb") as g:
+        tta, plain = pickle.load(f), pickle.load(g)
+    assert len(tta) == len(plain) > 0 and any(not torch.allclose(a["score"], b["score"]) for a, b in zip(tta, plain))
 
 
 def test_local_vis_backend_writes_mmengines_scalar_lines(runs):

@@ -44,6 +44,19 @@ class PackMiniInputs:
         return dict(inputs=inputs, data_samples=dict(gt_label=int(results["gt_label"])))
 
 
+@TRANSFORMS.register_module()
+class MiniFlipTTA:
+    """The test-time views of a sample (as mmcv's ``TestTimeAug``): the image and its horizontal flip, packed,
+    as lists of one entry per view."""
+
+    def __call__(self, results):
+        views = []
+        for flip in (False, True):
+            view = dict(results, img=results["img"][:, ::-1] if flip else results["img"])
+            views.append(PackMiniInputs()(view))
+        return dict(inputs=[v["inputs"] for v in views], data_samples=[v["data_samples"] for v in views])
+
+
 @FUNCTIONS.register_module()
 def mini_collate(data_batch, scale=1):
     """MMEngine's pseudo_collate, the images multiplied by ``scale`` (a bound argument of the config)."""

@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel, BaseModule, ImgDataPreprocessor
+from mmengine.model import BaseModel, BaseModule, BaseTTAModel, ImgDataPreprocessor
 from torch import nn
 
 from minitb.registry import MODELS
@@ -65,5 +65,17 @@ class MiniClassifier(BaseModel):
             return dict(loss=F.cross_entropy(logits, data_samples))
         if mode == "predict":
             scores = (logits / self.test_cfg.temperature).softmax(1)
-            return [dict(pred=int(p), gt=int(g)) for p, g in zip(scores.argmax(1), data_samples)]
+            return [dict(pred=int(p), gt=int(g), score=s) for p, g, s in zip(scores.argmax(1), data_samples, scores)]
         return logits
+
+
+@MODELS.register_module()
+class MiniAverageTTA(BaseTTAModel):
+    """Averages the views' scores (as mmpretrain's ``AverageClsScoreTTA``)."""
+
+    def merge_preds(self, data_samples_list):
+        merged = []
+        for views in data_samples_list:
+            score = torch.stack([view["score"] for view in views]).mean(0)
+            merged.append(dict(pred=int(score.argmax()), gt=views[0]["gt"], score=score))
+        return merged

@@ -150,6 +150,7 @@ class TrainLogPath:
     ) -> None:
         self._module = module
         self.log_processor = build_log_processor(log_processor)
+        self.timed = True  # IterTimerHook's work: time, data_time, eta (False: default_hooks=dict(timer=None))
         self._epoch_means = epoch_means
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
@@ -185,12 +186,14 @@ class TrainLogPath:
 
     def before_eval_iter(self, stage: str) -> None:
         """As ``IterTimerHook.before_val_iter``/``before_test_iter``: ``<stage>/data_time``."""
-        self._message_hub().update_scalar(f"{stage}/data_time", time.time() - self._t)
+        if self.timed:
+            self._message_hub().update_scalar(f"{stage}/data_time", time.time() - self._t)
 
     def after_eval_iter(self, stage: str) -> None:
         """As ``IterTimerHook.after_val_iter``/``after_test_iter``: ``<stage>/time``."""
         now = time.time()
-        self._message_hub().update_scalar(f"{stage}/time", now - self._t)
+        if self.timed:
+            self._message_hub().update_scalar(f"{stage}/time", now - self._t)
         self._t = now
 
     def message_hub_state(self) -> dict[str, Any] | None:
@@ -260,7 +263,8 @@ class TrainLogPath:
         self._hub.update_info("iter", self._trainer.global_step)
         for key, rates in self._module.optim_wrapper.get_lr().items():
             self._feed(self._train_name(key), rates[0])
-        self._feed("train/data_time", time.time() - self._t)  # IterTimerHook's, after RuntimeInfoHook's
+        if self.timed:
+            self._feed("train/data_time", time.time() - self._t)  # IterTimerHook's, after RuntimeInfoHook's
 
     def after_train_iter(self, log_vars: Mapping[str, torch.Tensor], batch: Any, optim_wrapper: OptimWrapper) -> None:
         """Called once per iteration with ``train_step``'s output (after the schedulers stepped)."""
@@ -278,12 +282,13 @@ class TrainLogPath:
                 self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
                 self._counts[key] = self._counts.get(key, 0) + 1
         # IterTimerHook's (after RuntimeInfoHook's): the iteration's time and the run's estimated time left
-        self._feed("train/time", now - self._t)
-        self._time_total += now - self._t
-        self._t = now
         iteration = self._trainer.global_step - 1
-        mean = self._time_total / (iteration - self._start_iter + 1)
-        hub.update_info("eta", mean * (self._module.max_iters - iteration - 1))
+        if self.timed:
+            self._feed("train/time", now - self._t)
+            self._time_total += now - self._t
+            mean = self._time_total / (iteration - self._start_iter + 1)
+            hub.update_info("eta", mean * (self._module.max_iters - iteration - 1))
+        self._t = now
         self._logger_hook_after_iter(iteration, batch)
 
     def _log(self, batch: Any) -> None:

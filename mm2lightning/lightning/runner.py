@@ -228,6 +228,7 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         # default_hooks=dict(param_scheduler=None) / dict(logger=None): that hook's work is not done, as in MMEngine
         self.module.step_schedulers = "ParamSchedulerHook" in setup.built_ins
         self._sampler_epochs = "DistSamplerSeedHook" in setup.built_ins
+        self.module._log_path.timed = "IterTimerHook" in setup.built_ins
         self.module.logger_hook = setup.logger_hook
         self.module.text_logger = self.logger  # MMEngine's text log lines at each log step
         self.module.visualizer = self.visualizer  # and LoggerHook's scalars

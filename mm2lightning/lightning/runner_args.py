@@ -41,7 +41,6 @@ _BUILT_IN_HOOKS = ("RuntimeInfoHook", "IterTimerHook", "DistSamplerSeedHook", "P
 # Built-in work that cannot be switched off yet (default_hooks entries set to None are refused)
 _ALWAYS_DONE = {
     "runtime_info": "the MessageHub's iter, epoch, learning rates and losses",
-    "timer": "time, data_time and eta in the MessageHub",
 }
 _PRIORITIES = dict(  # MMEngine's built-in hooks' priorities: the only ones their configs may name
     RuntimeInfoHook="VERY_HIGH", IterTimerHook="NORMAL", DistSamplerSeedHook="NORMAL", LoggerHook="BELOW_NORMAL",

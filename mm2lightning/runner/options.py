@@ -89,8 +89,8 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("default_hooks", "param_scheduler", "same", "None: the schedulers are built and saved, never stepped"),
         Option("default_hooks", "runtime_info", "partly", "RuntimeInfoHook, " + _BUILT_IN_HOOK_NOTE
                + "; None is refused: the MessageHub is always fed"),
-        Option("default_hooks", "timer", "partly", "IterTimerHook, " + _BUILT_IN_HOOK_NOTE
-               + "; None is refused: time and data_time are always measured"),
+        Option("default_hooks", "timer", "same", "IterTimerHook, " + _BUILT_IN_HOOK_NOTE
+               + "; None: no time, data_time or eta in the hub and the logs"),
         Option("default_hooks", "sampler_seed", "same", "DistSamplerSeedHook, " + _BUILT_IN_HOOK_NOTE
                + "; None: the sampler keeps its epoch (every epoch shuffles alike)"),
     ]

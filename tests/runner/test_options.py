@@ -141,7 +141,6 @@ REFUSED_RUNNER = {  # (place, option): the Runner arguments that give it a value
     ("LoggerHook", "file_client_args"): dict(default_hooks=dict(logger=dict(type="LoggerHook", file_client_args=dict(backend="disk")))),
     ("LoggerHook", "backend_args"): dict(default_hooks=dict(logger=dict(type="LoggerHook", backend_args=dict(backend="local")))),
     ("default_hooks", "runtime_info"): dict(default_hooks=dict(runtime_info=None)),
-    ("default_hooks", "timer"): dict(default_hooks=dict(timer=None)),
     ("env_cfg", "dist_cfg"): dict(env_cfg=dict(dist_cfg=dict(backend="gloo", init_method="tcp://x:1"))),
     ("cfg", "strategy"): dict(launcher="pytorch", cfg=dict(strategy=dict(type="DeepSpeedStrategy"))),
     ("cfg", "runner_type"): dict(cfg=dict(runner_type="MyRunner")),

@@ -197,7 +197,7 @@ def test_a_default_hook_set_to_none_does_no_work_as_in_mmengine(mmengine, tmp_pa
         assert logged == []
 
 
-@pytest.mark.parametrize("name", ["runtime_info", "timer"])
+@pytest.mark.parametrize("name", ["runtime_info"])
 def test_a_built_in_hook_whose_work_is_always_done_cannot_be_set_to_none(tmp_path, name):
     with pytest.raises(ValueError, match=rf"default_hooks\['{name}'\]=None is not supported yet"):
         Runner(model=make_model_class(BaseModel)(), work_dir=str(tmp_path), default_hooks={name: None})
@@ -290,3 +290,21 @@ def test_logger_hook_out_dir_copies_the_logs_as_mmengine(mmengine, tmp_path, kee
         local = Path(runner.log_dir) / f"{runner.timestamp}.log"
         assert local.exists() == keep_local, name
     assert copied["ours"] == copied["mmengine"] == ["T.log", "vis_data/T.json", "vis_data/scalars.json"]
+
+
+def test_timer_none_logs_no_times_as_mmengine(mmengine, tmp_path):
+    """default_hooks=dict(timer=None): no time, data_time or eta in the hub or the log lines, as MMEngine's."""
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    hooks = dict(default_hooks=dict(timer=None, logger=dict(type="LoggerHook", interval=5), checkpoint=None))
+    lines = {}
+    for name, runner_cls, base, metric in (("ours", Runner, BaseModel, BaseMetric),
+                                           ("mmengine", MMRunner, MMBaseModel, MMBaseMetric)):
+        runner = _run(runner_cls, base, metric, tmp_path / name, None, **hooks)
+        assert "train/time" not in runner.message_hub.log_scalars and "eta" not in runner.message_hub.runtime_info
+        text = next((tmp_path / name).glob("*/*.log")).read_text()
+        lines[name] = [line.split(" - ")[-1] for line in text.splitlines() if "(train)" in line or "(val)" in line]
+    assert lines["ours"] == lines["mmengine"] and lines["ours"]
+    assert not any("time" in line for line in lines["ours"])

@@ -354,3 +354,10 @@ def test_loop_objects_are_refused_naming_the_loop(mmengine, tmp_path):
     with pytest.raises(UnsupportedOptionError, match="train_cfg a MyValLoop object: .*other loops are refused"):
         Runner(model=tiny(), work_dir=str(tmp_path), train_dataloader=[1], train_cfg=MyValLoop(),
                optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)))
+
+
+def test_runner_type_runner_and_flexible_runner_build_this_runner(tmp_path):
+    for runner_type in ("Runner", "FlexibleRunner", "mmengine.FlexibleRunner"):
+        runner = Runner.from_cfg(dict(model=tiny(), work_dir=str(tmp_path / runner_type), runner_type=runner_type,
+                                      experiment_name=f"{runner_type}_{uuid.uuid4().hex[:6]}"))
+        assert isinstance(runner, Runner)

@@ -4,21 +4,24 @@ hooks and builders, with MMEngine's names and signatures (the checkpoint methods
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader
 
 from mm2lightning.config import ConfigError
 from mm2lightning.dataset import build_dataloader as _build_dataloader
 from mm2lightning.dist import get_rank, get_world_size, is_distributed
-from mm2lightning.errors import AssertTypeError
+from mm2lightning.errors import AssertKeyError, AssertTypeError
 from mm2lightning.evaluator import build_evaluator as _build_evaluator
 from mm2lightning.lightning.custom_loops import build_custom_loop
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.runner_args import launcher_trainer_args, process_rank
+from mm2lightning.lightning.runner_args import scale_lr as _scale_lr
+from mm2lightning.logging import MessageHub, MMLogger
 from mm2lightning.lightning.runner_view import RunnerView
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.optim import build_optim_wrapper as _build_optim_wrapper
@@ -74,6 +77,12 @@ class RunnerAttributes:
     _hook_driver: HookDriver | None
     _trainer: Any
     _custom_loop_cfgs: dict[str, Any]
+    experiment_name: str
+    deterministic: bool
+    _diff_rank_seed: bool
+    _seed_given: bool
+    _apply_seed: Callable[[int], None]
+    _lr_scale: Callable[..., float]
     _custom_loops: dict[str, Any]
     _evaluator_cfgs: dict[str, Any]
     cfg: Any
@@ -273,6 +282,47 @@ class RunnerAttributes:
         if isinstance(log_processor, LogProcessor):
             return log_processor
         return LogProcessor(**{k: v for k, v in dict(log_processor).items() if k != "type"})
+
+    def build_logger(self, log_level: int | str = "INFO", log_file: str | None = None, **kwargs: Any) -> MMLogger:
+        """An ``MMLogger`` as MMEngine's: named after the experiment and writing ``<log_dir>/<timestamp>.log``
+        unless told otherwise (the defaults give ``runner.logger``)."""
+        log_cfg = dict(log_level=log_level, log_file=log_file or f"{self.log_dir}/{self.timestamp}.log", **kwargs)
+        log_cfg.setdefault("name", self.experiment_name)
+        log_cfg.setdefault("file_mode", "a")
+        return MMLogger.get_instance(**log_cfg)
+
+    def build_message_hub(self, message_hub: dict | None = None) -> MessageHub:
+        """A ``MessageHub`` as MMEngine's, named after the experiment unless told otherwise."""
+        if message_hub is None:
+            message_hub = dict(name=self.experiment_name)
+        elif isinstance(message_hub, dict):
+            message_hub.setdefault("name", self.experiment_name)
+        else:
+            raise TypeError(f"message_hub should be dict or None, but got {message_hub}")
+        return MessageHub.get_instance(**message_hub)
+
+    def scale_lr(self, optim_wrapper: OptimWrapper, auto_scale_lr: Mapping[str, Any] | None = None) -> None:
+        """MMEngine's ``scale_lr``: a built optim wrapper's learning rates times ``world_size x batch_size /
+        base_batch_size`` when ``auto_scale_lr['enable']`` (the constructor does it for its own
+        ``auto_scale_lr``)."""
+        if auto_scale_lr is None or not auto_scale_lr.get("enable", False):
+            return
+        if "base_batch_size" not in auto_scale_lr:
+            raise AssertKeyError("Lack of `base_batch_size` in `auto_scale_lr`.")
+        if not isinstance(optim_wrapper, OptimWrapper):
+            raise AssertTypeError("`scale_lr should be called after building OptimWrapper")
+        _scale_lr(optim_wrapper, self._lr_scale(auto_scale_lr, self._dataloaders["train"]))
+
+    def set_randomness(self, seed: int | None, diff_rank_seed: bool = False, deterministic: bool = False) -> None:
+        """Seed ``random``, numpy and torch as MMEngine's (``None``: a drawn seed, shared from rank 0).
+
+        Raises:
+            RuntimeError: ``deterministic`` changes after the Trainer was built (it is one of its arguments).
+        """
+        if self._trainer is not None and bool(deterministic) != self.deterministic:
+            raise RuntimeError("set_randomness(deterministic=...) after the Runner's Trainer was built: call it first")
+        self.deterministic, self._diff_rank_seed, self._seed_given = bool(deterministic), diff_rank_seed, seed is not None
+        self._apply_seed(seed if seed is not None else int(np.random.randint(2**31)))
 
     # ------------------------------------------------------------ environment and hooks
     def setup_env(self, env_cfg: Mapping[str, Any]) -> None:

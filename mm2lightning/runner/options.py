@@ -121,7 +121,8 @@ OPTIONS: tuple[Option, ...] = tuple(
                "train_dataloader val_dataloader test_dataloader val_evaluator test_evaluator optim_wrapper "
                "param_schedulers from_cfg train val test load_checkpoint load_or_resume save_checkpoint dump_config "
                "setup_env call_hook register_hook build_dataloader build_model build_optim_wrapper "
-               "build_param_scheduler build_evaluator build_log_processor")
+               "build_param_scheduler build_evaluator build_log_processor build_logger build_message_hub scale_lr "
+               "set_randomness")
     + [
         Option("Runner attribute", "hooks", "partly", "the MMEngine hooks the Runner drives; the built-in ones are "
                "Lightning callbacks (runner.trainer.callbacks)"),
@@ -134,9 +135,8 @@ OPTIONS: tuple[Option, ...] = tuple(
     + _options("Runner attribute", "refused",
                "register_hooks register_default_hooks register_custom_hooks get_hooks_info",
                "the built-in hooks are Lightning callbacks: give hooks to the constructor, or register_hook")
-    + _options("Runner attribute", "refused", "build_logger build_message_hub build_visualizer set_randomness scale_lr",
-               "done by the constructor (runner.logger, runner.message_hub, runner.visualizer, randomness, "
-               "auto_scale_lr)")
+    + [Option("Runner attribute", "build_visualizer", "refused", "done by the constructor (runner.visualizer): its "
+              "vis_backends become the Trainer's loggers")]
     + _options("tools/train.py", "same",
                "config --work-dir --resume --amp --auto-scale-lr --cfg-options --no-validate --no-pin-memory "
                "--no-persistent-workers --local_rank")

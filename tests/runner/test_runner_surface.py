@@ -162,3 +162,33 @@ def test_every_mmengine_runner_attribute_is_listed(mmengine, tmp_path):
     assert not missing, missing
     with pytest.raises(AttributeError, match="Runner.test_dataloader: this Runner has none"):
         ours.test_dataloader  # noqa: B018 - no test loop, as MMEngine's (an AttributeError there too)
+
+
+def test_logger_hub_randomness_and_lr_scaling_methods_as_mmengines(mmengine, tmp_path):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    ours = _runner(Runner, BaseModel, BaseMetric, tmp_path / "ours")
+    ref = _runner(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine")
+    assert ours.build_logger() is ours.logger and ref.build_logger() is ref.logger  # by the experiment's name
+    assert ours.build_logger(name="other").instance_name == ref.build_logger(name="other").instance_name == "other"
+    assert ours.build_message_hub() is ours.message_hub and ref.build_message_hub() is ref.message_hub
+    with pytest.raises(TypeError, match="message_hub should be dict or None"):
+        ours.build_message_hub("hub")
+
+    draws = []
+    for runner in (ours, ref):
+        runner.set_randomness(123)
+        draws.append((runner.seed, torch.rand(3)))
+    assert draws[0][0] == draws[1][0] == 123 and torch.equal(draws[0][1], draws[1][1])
+
+    rates = []
+    for runner in (ours, ref):
+        wrapper = runner.build_optim_wrapper(dict(optimizer=dict(type="SGD", lr=0.08)))
+        runner.scale_lr(wrapper, dict(enable=True, base_batch_size=16))  # batch 4 on 1 process: x 0.25
+        runner.scale_lr(wrapper, dict(enable=False, base_batch_size=16))  # no effect
+        rates.append(wrapper.optimizer.param_groups[0]["lr"])
+    assert rates[0] == rates[1] == pytest.approx(0.02)
+    with pytest.raises(AssertionError, match="Lack of `base_batch_size`"):
+        ours.scale_lr(wrapper, dict(enable=True))

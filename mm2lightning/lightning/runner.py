@@ -44,6 +44,7 @@ from mm2lightning.lightning.runner_args import (
 )
 from mm2lightning.logging import MessageHub, MMLogger
 from mm2lightning.model import convert_sync_batchnorm, revert_sync_batchnorm
+from mm2lightning.model.efficient_conv_bn_eval import turn_on_efficient_conv_bn_eval
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.registry import MODELS
 from mm2lightning.registry.scope import activate_scope
@@ -250,8 +251,6 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._custom_loops: dict[str, Any] = {}
         self._evaluator_cfgs = dict(val=val_evaluator, test=test_evaluator)
         self._fp16_stages = tuple(stage for stage, cfg in (("val", val_cfg), ("test", test_cfg)) if (cfg or {}).get("fp16"))
-        if self.cfg.get("efficient_conv_bn_eval") is not None:
-            refuse("cfg", "efficient_conv_bn_eval", f"efficient_conv_bn_eval={self.cfg['efficient_conv_bn_eval']!r}")
         self._extra_callbacks = list(callbacks or [])
         self._loggers = loggers
         self._trainer: pl.Trainer | None = None
@@ -416,6 +415,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
                 self.model.init_weights()
             if self.cfg.get("activation_checkpointing") is not None:  # as MMEngine: after init_weights
                 turn_on_activation_checkpointing(self.model, self.cfg["activation_checkpointing"])
+            if self.cfg.get("efficient_conv_bn_eval") is not None:
+                turn_on_efficient_conv_bn_eval(self.model, self.cfg["efficient_conv_bn_eval"])
             resume_from = self._checkpoint_to_resume()
             fit_path = None
             if resume_from is not None:

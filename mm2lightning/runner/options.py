@@ -111,8 +111,8 @@ OPTIONS: tuple[Option, ...] = tuple(
                "without one, SyncBatchNorm layers are reverted to batch norms, as MMEngine's wrap_model"),
         Option("cfg", "activation_checkpointing", "same", "the named submodules' forward under torch's "
                "(non-reentrant) checkpoint when training starts, as MMEngine"),
-        Option("cfg", "efficient_conv_bn_eval", "refused", "not carried out yet (MMEngine traces the model with "
-               "torch.fx to pair each conv with its batch norm)"),
+        Option("cfg", "efficient_conv_bn_eval", "same", "the named submodules' conv + eval-mode batch norm pairs as "
+               "one convolution when training starts (torch.fx), as MMEngine"),
     ]
     + _options("Runner attribute", "same",
                "model cfg work_dir log_dir timestamp experiment_name model_name seed deterministic launcher "

@@ -144,7 +144,6 @@ REFUSED_RUNNER = {  # (place, option): the Runner arguments that give it a value
     ("env_cfg", "dist_cfg"): dict(env_cfg=dict(dist_cfg=dict(backend="gloo", init_method="tcp://x:1"))),
     ("cfg", "strategy"): dict(launcher="pytorch", cfg=dict(strategy=dict(type="DeepSpeedStrategy"))),
     ("cfg", "runner_type"): dict(cfg=dict(runner_type="MyRunner")),
-    ("cfg", "efficient_conv_bn_eval"): dict(cfg=dict(efficient_conv_bn_eval=["linear"])),
 }
 REFUSED_RUNNER[("Runner", "train_cfg")] = REFUSED_RUNNER[("train_cfg", "type")]
 REFUSED_RUNNER[("Runner", "val_cfg")] = REFUSED_RUNNER[("val_cfg", "type")]

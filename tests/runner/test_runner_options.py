@@ -361,3 +361,47 @@ def test_runner_type_runner_and_flexible_runner_build_this_runner(tmp_path):
         runner = Runner.from_cfg(dict(model=tiny(), work_dir=str(tmp_path / runner_type), runner_type=runner_type,
                                       experiment_name=f"{runner_type}_{uuid.uuid4().hex[:6]}"))
         assert isinstance(runner, Runner)
+
+
+def _conv_bn_model(base):
+    class ConvBN(make_model_class(base)):
+        def __init__(self) -> None:
+            torch.manual_seed(0)
+            super().__init__()
+            self.backbone = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 2, padding=1), torch.nn.BatchNorm2d(4),
+                                                torch.nn.ReLU())
+            self.head = torch.nn.Linear(4, 1)
+            with torch.no_grad():  # the statistics of a pretrained backbone
+                self.backbone[1].running_mean.uniform_(-1, 1)
+                self.backbone[1].running_var.uniform_(0.5, 2)
+
+        def train(self, mode=True):  # norm_eval, as toolbox backbones: the batch norm stays in eval mode
+            super().train(mode)
+            self.backbone[1].eval()
+            return self
+
+        def forward(self, x, y, mode="tensor"):
+            out = self.head(self.backbone(x.view(-1, 1, 2, 2)).mean((2, 3)))
+            if mode == "loss":
+                return dict(loss=(out - y).pow(2).mean())
+            return list((out - y).pow(2).mean(1))
+
+    return ConvBN()
+
+
+def test_efficient_conv_bn_eval_trains_as_mmengine(mmengine, tmp_path):
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    fused = dict(cfg=dict(efficient_conv_bn_eval=["backbone"]), train_cfg=dict(by_epoch=True, max_epochs=1))
+    ours = _run(Runner, BaseModel, BaseMetric, tmp_path / "ours", None, model=_conv_bn_model(BaseModel), **fused)
+    assert "conv_bn" in ours.model.backbone.forward.__self__.code  # the pair runs as one convolution
+    ref = _run(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine", None, model=_conv_bn_model(MMBaseModel),
+               **fused)
+    plain = _run(Runner, BaseModel, BaseMetric, tmp_path / "plain", None, model=_conv_bn_model(BaseModel),
+                 train_cfg=dict(by_epoch=True, max_epochs=1))
+    theirs, unfused = _trained(ref), _trained(plain)
+    for name, value in _trained(ours).items():
+        assert (value - theirs[name]).abs().max().item() <= 1e-6, name
+        assert (value - unfused[name]).abs().max().item() <= 1e-5, name  # the same function, in another order

@@ -13,6 +13,7 @@ from typing import Any
 import lightning
 import torch
 
+from mm2lightning.config import Config
 from mm2lightning.lightning.callbacks import find_latest_checkpoint
 from mm2lightning.lightning.data_resume import position_in_epoch
 from mm2lightning.lightning.mmengine_resume import lightning_checkpoint_from_mmengine
@@ -44,6 +45,8 @@ class RunnerCheckpoints:
     _meta: dict[str, Any]
     _hook_driver: Any
     _resume_position: tuple[int, int, int]
+    auto_scale_lr: Any
+    world_size: int
 
     # ------------------------------------------------------------ checkpoints
     def _checkpoint_to_resume(self) -> str | Path | None:
@@ -111,11 +114,26 @@ class RunnerCheckpoints:
                 rebuilt = lightning_checkpoint_from_mmengine(checkpoint, self.trainer)
             except ValueError as error:
                 raise CheckpointError(f"{path}: {error}") from error
+        self._check_world_size(checkpoint)
         self._restore_seed(checkpoint, path)
         if rebuilt is None:
             self._resume_position = position_in_epoch(checkpoint)
             return path
         return save_checkpoint_atomic(rebuilt, self.work_dir / f"{_REBUILT}{os.getpid()}.ckpt")
+
+    def _check_world_size(self, checkpoint: Mapping[str, Any]) -> None:
+        """MMEngine's check on resume: a checkpoint whose ``meta.config`` names ``gpu_ids`` of another count than
+        this run's processes resumes only with ``auto_scale_lr`` enabled (its learning rate was for that count)."""
+        config_text = (checkpoint.get("meta") or {}).get("config")
+        if not isinstance(config_text, str):
+            return
+        gpu_ids = Config.fromstring(config_text, ".py").get("gpu_ids")
+        if gpu_ids and len(gpu_ids) != self.world_size and not (self.auto_scale_lr or {}).get("enable", False):
+            raise RuntimeError(
+                "Number of GPUs used for current experiment is not consistent with the checkpoint being resumed "
+                "from. This will result in poor performance due to the learning rate. You must set the "
+                '`auto_scale_lr` parameter for Runner and make `auto_scale_lr["enable"]=True`.'
+            )
 
     def _restore_seed(self, checkpoint: Mapping[str, Any], path: Path) -> None:
         """As MMEngine's resume: the run goes on with the checkpoint's seed (the samplers' shuffling follows it)."""

@@ -405,3 +405,18 @@ def test_efficient_conv_bn_eval_trains_as_mmengine(mmengine, tmp_path):
     for name, value in _trained(ours).items():
         assert (value - theirs[name]).abs().max().item() <= 1e-6, name
         assert (value - unfused[name]).abs().max().item() <= 1e-5, name  # the same function, in another order
+
+
+def test_resume_checks_the_gpu_count_of_the_checkpoints_config_as_mmengine(tmp_path):
+    first = _run(Runner, BaseModel, BaseMetric, tmp_path / "first", None, train_cfg=dict(by_epoch=True, max_epochs=1),
+                 default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1)))
+    assert first.iter == 10
+    mmengine_style = to_mmengine(torch.load(tmp_path / "first" / "epoch_1.ckpt", weights_only=True))
+    mmengine_style["meta"]["config"] = "gpu_ids = [0, 1]\n"  # written on 2 GPUs (MMEngine reads meta.config)
+    torch.save(mmengine_style, tmp_path / "two_gpus.pth")
+    again = dict(train_cfg=dict(by_epoch=True, max_epochs=2), resume=True, load_from=str(tmp_path / "two_gpus.pth"))
+    with pytest.raises(RuntimeError, match="Number of GPUs used for current experiment is not consistent"):
+        _run(Runner, BaseModel, BaseMetric, tmp_path / "second", None, **again)
+    resumed = _run(Runner, BaseModel, BaseMetric, tmp_path / "third", None, **again,
+                   auto_scale_lr=dict(enable=True, base_batch_size=4))  # the rates are rescaled: allowed
+    assert resumed.iter == 20

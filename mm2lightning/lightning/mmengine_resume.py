@@ -2,8 +2,11 @@
 
 MMEngine stores the finished epochs and iterations (``meta.epoch``, ``meta.iter``), the
 model, the optim wrapper state(s) and the scheduler states. Lightning restores its
-loops from progress counters; this module writes those counters for the end of epoch
-``meta.epoch`` and hands the optimizer and scheduler states to ``MMLightningModule``'s
+loops from progress counters; this module writes those counters for the start of epoch
+``meta.epoch`` (0-based) after ``meta.iter`` iterations, where MMEngine's
+``EpochBasedTrainLoop`` goes on: after an epoch's end, and also from a checkpoint saved
+within an epoch (MMEngine runs that epoch again from its first batch, counting on from
+``meta.iter``). The optimizer and scheduler states go to ``MMLightningModule``'s
 checkpoint entry, which loads them per wrapper name once the wrappers are built.
 """
 
@@ -30,16 +33,16 @@ def _set(progress: dict[str, Any], **values: int) -> None:
 
 
 def _fit_loop_state(template: dict[str, Any], epochs: int, iterations: int) -> dict[str, Any]:
-    """Lightning's fit-loop counters at the end of epoch ``epochs`` (from 1), after ``iterations`` iterations."""
+    """Lightning's fit-loop counters after ``epochs`` whole epochs (its last batch done) and ``iterations``
+    iterations in all; with ``epochs=0``, before the first epoch."""
     state = copy.deepcopy(template)
-    epoch_length = iterations // epochs
-    _set(state["epoch_progress"], ready=epochs, started=epochs, processed=epochs, completed=epochs - 1)
+    _set(state["epoch_progress"], ready=epochs, started=epochs, processed=epochs, completed=max(epochs - 1, 0))
     state["epoch_loop.state_dict"]["_batches_that_stepped"] = iterations
     batches = state["epoch_loop.batch_progress"]
     _set(batches, ready=iterations, started=iterations, processed=iterations, completed=iterations)
     for field in ("ready", "started", "processed", "completed"):
-        batches["current"][field] = epoch_length
-    batches["is_last_batch"] = True
+        batches["current"][field] = iterations // epochs if epochs else 0
+    batches["is_last_batch"] = epochs > 0
     _set(state["epoch_loop.manual_optimization.optim_step_progress"], ready=iterations, completed=iterations)
     return state
 
@@ -51,24 +54,28 @@ def _wrapper_entry(optimizer_state: Mapping[str, Any], iterations: int) -> dict[
     return entry
 
 
-def lightning_checkpoint_from_mmengine(checkpoint: Mapping[str, Any], trainer: pl.Trainer) -> dict[str, Any]:
-    """A checkpoint for ``trainer.fit(ckpt_path=...)`` with the state of an MMEngine epoch-end checkpoint.
+def lightning_checkpoint_from_mmengine(
+    checkpoint: Mapping[str, Any], trainer: pl.Trainer, by_epoch: bool = True
+) -> dict[str, Any]:
+    """A checkpoint for ``trainer.fit(ckpt_path=...)`` with the state of an MMEngine checkpoint of an epoch-based
+    run, saved at an epoch's end or within an epoch.
 
     Args:
         checkpoint: What MMEngine saved (``meta``, ``state_dict``, ``optimizer``, ``param_schedulers``), loaded
             with :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`.
         trainer: The Trainer that will resume (its fit loop gives the counters' layout).
+        by_epoch: Whether the run resuming is epoch-based (MMEngine's ``EpochBasedTrainLoop``).
 
     Raises:
-        ValueError: The checkpoint was not saved at the end of an epoch (iteration-based runs), or holds no
-            optimizer state.
+        ValueError: The checkpoint is one of an iteration-based run (``by_epoch=False``: not carried yet), or
+            holds no optimizer state.
     """
     meta = checkpoint.get("meta") or {}
     epochs, iterations = meta.get("epoch", 0), meta.get("iter", 0)
-    if not epochs or not iterations or iterations % epochs:
+    if not by_epoch:
         raise ValueError(
-            f"resume from an MMEngine checkpoint needs one saved at the end of an epoch (meta epoch={epochs}, "
-            f"iter={iterations}); iteration-based MMEngine checkpoints can only be loaded with load_from"
+            f"resume from an MMEngine checkpoint of an iteration-based run (meta epoch={epochs}, iter={iterations}) "
+            "is not supported yet; load its weights with load_from"
         )
     if "optimizer" not in checkpoint:
         raise ValueError("the MMEngine checkpoint has no optimizer state (saved with save_optimizer=False); use load_from")
@@ -82,7 +89,7 @@ def lightning_checkpoint_from_mmengine(checkpoint: Mapping[str, Any], trainer: p
     return {
         **hook_entries,  # for the hooks' after_load_checkpoint
         "meta": meta,
-        "epoch": epochs - 1,
+        "epoch": max(epochs - 1, 0),
         "global_step": iterations,
         "pytorch-lightning_version": lightning.__version__,
         "state_dict": state_dict,

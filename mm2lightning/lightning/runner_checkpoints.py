@@ -46,6 +46,7 @@ class RunnerCheckpoints:
     _hook_driver: Any
     _resume_position: tuple[int, int, int]
     auto_scale_lr: Any
+    _schedule: Any
     world_size: int
 
     # ------------------------------------------------------------ checkpoints
@@ -111,7 +112,7 @@ class RunnerCheckpoints:
         rebuilt = None
         if kind == "mmengine":
             try:
-                rebuilt = lightning_checkpoint_from_mmengine(checkpoint, self.trainer)
+                rebuilt = lightning_checkpoint_from_mmengine(checkpoint, self.trainer, self._schedule.by_epoch)
             except ValueError as error:
                 raise CheckpointError(f"{path}: {error}") from error
         self._check_world_size(checkpoint)

@@ -41,7 +41,7 @@ def _options(place: str, status: Status, names: str, note: str = "") -> list[Opt
 
 _SAME_RUNNER_ARGS = (
     "model work_dir train_dataloader val_dataloader test_dataloader auto_scale_lr optim_wrapper param_scheduler "
-    "val_evaluator test_evaluator default_hooks custom_hooks data_preprocessor resume env_cfg "
+    "val_evaluator test_evaluator default_hooks custom_hooks data_preprocessor env_cfg "
     "log_processor log_level visualizer default_scope randomness experiment_name cfg"
 )
 _BUILT_IN_HOOK_NOTE = "its config takes only type and its default priority"
@@ -54,6 +54,9 @@ OPTIONS: tuple[Option, ...] = tuple(
                "loops are refused under a launcher"),
         Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop (fp16 too), or a custom loop's run(); custom "
                "loops are refused under a launcher"),
+        Option("Runner", "resume", "partly", "from mm2lightning's checkpoints and MMEngine's of epoch-based runs (at "
+               "an epoch's end or within one, going on as MMEngine's loop); MMEngine's of iteration-based runs are "
+               "refused (load their weights with load_from)"),
         Option("Runner", "load_from", "partly", "a file, an http(s):// URL, an open-mmlab:// or torchvision:// name "
                "(downloaded into torch's hub cache, as MMEngine); file-backend schemes (s3://, ...) are refused"),
         Option("Runner", "launcher", "partly", "'none', 'pytorch', 'slurm'; 'mpi' is refused: Lightning has no MPI "

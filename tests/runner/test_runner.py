@@ -444,7 +444,7 @@ def test_gan_with_separate_wrapper_under_torchrun(tmp_path, wrapper):
 @pytest.mark.parametrize(
     "checkpoint, match",
     [
-        (dict(meta=dict(epoch=0, iter=7), state_dict={}, optimizer={}), "saved at the end of an epoch"),
+        (dict(meta=dict(epoch=0, iter=7), state_dict={}, optimizer={}), "of an iteration-based run .* not supported"),
         (dict(meta=dict(epoch=1, iter=6), state_dict={}), "no optimizer state"),
         ({"body.0.weight": torch.zeros(8, 4)}, "holds only weights"),
     ],
@@ -453,7 +453,8 @@ def test_gan_with_separate_wrapper_under_torchrun(tmp_path, wrapper):
 def test_resume_refuses_checkpoints_without_epoch_end_training_state(tmp_path, checkpoint, match):
     path = tmp_path / "given.pth"
     torch.save(checkpoint, path)
-    runner = regression_runner(tmp_path / "run", resume=True, load_from=path)
+    iteration_based = dict(train_cfg=dict(by_epoch=False, max_iters=20)) if "optimizer" in checkpoint else {}
+    runner = regression_runner(tmp_path / "run", resume=True, load_from=path, **iteration_based)
     before = params(runner.model)
     with pytest.raises(ValueError, match=match):
         runner.train()
@@ -793,3 +794,42 @@ def test_the_early_iterator_draw_is_a_callback_of_iteration_based_runs_only(tmp_
     assert not has_it(regression_runner(tmp_path / "epochs"))
     assert has_it(regression_runner(tmp_path / "iters", train_cfg=dict(by_epoch=False, max_iters=4),
                                     param_scheduler=None))
+
+
+def test_resume_from_an_mmengine_checkpoint_saved_within_an_epoch_ends_where_mmengines_does(mmengine, tmp_path,
+                                                                                            monkeypatch):
+    """An iteration checkpoint of an epoch-based run (iter_7: epoch 2 of 5 batches, 2 in): MMEngine's loop runs
+    that epoch again from its first batch, counting on from iteration 7, and so does the resumed run here."""
+    from mmengine.registry import DATASETS as MM_DATASETS
+    from mmengine.registry import MODELS as MM_MODELS
+    from mmengine.runner import Runner as MMRunner
+
+    class MMRegression(mmengine.model.BaseModel):
+        forward = Regression.forward
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    MM_MODELS.register_module(name="RunnerTestRegression", module=MMRegression, force=True)
+    MM_DATASETS.register_module(name="RunnerTestRegressionSet", module=RegressionSet, force=True)
+
+    def within_epochs(work_dir: Path, **extra) -> dict:
+        cfg = dict(config(work_dir), **extra)
+        cfg["optim_wrapper"] = dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9))
+        cfg["default_hooks"] = dict(checkpoint=dict(type="CheckpointHook", interval=7, by_epoch=False))
+        return cfg
+
+    MMRunner.from_cfg(mmengine.config.Config(within_epochs(tmp_path / "mmengine"))).train()
+    saved = tmp_path / "mmengine" / "iter_7.pth"
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # MMEngine loads its own file with torch.load
+    ref = MMRunner.from_cfg(mmengine.config.Config(within_epochs(tmp_path / "mm_resumed", resume=True,
+                                                                 load_from=str(saved))))
+    ref.train()
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    ours = Runner.from_cfg(dict(within_epochs(tmp_path / "resumed", resume=True, load_from=str(saved)), **quiet()))
+    ours.train()
+    assert ours.iter == ref.iter == 17  # 7, then epoch 2 again and epoch 3: 5 + 5
+    ref_model = getattr(ref.model, "module", ref.model)
+    for (name, p), q in zip(ours.model.state_dict().items(), ref_model.state_dict().values()):
+        assert (p - q).abs().max().item() <= 1e-6, name

@@ -47,6 +47,22 @@ def _fit_loop_state(template: dict[str, Any], epochs: int, iterations: int) -> d
     return state
 
 
+def _iteration_fit_loop_state(template: dict[str, Any], iterations: int, epoch_length: int) -> dict[str, Any]:
+    """Lightning's fit-loop counters as an iteration-based run's own checkpoint after iteration ``iterations``
+    holds them, with ``epoch_length`` batches per pass of the data."""
+    state = copy.deepcopy(template)
+    epoch = (iterations - 1) // epoch_length
+    in_epoch = iterations - epoch * epoch_length
+    _set(state["epoch_progress"], ready=epoch + 1, started=epoch + 1, processed=epoch, completed=epoch)
+    state["epoch_loop.state_dict"]["_batches_that_stepped"] = iterations - 1
+    batches = state["epoch_loop.batch_progress"]
+    for part, count in (("total", iterations), ("current", in_epoch)):
+        batches[part].update(ready=count, started=count, processed=count, completed=count - 1)
+    batches["is_last_batch"] = in_epoch == epoch_length
+    _set(state["epoch_loop.manual_optimization.optim_step_progress"], ready=iterations, completed=iterations)
+    return state
+
+
 def _wrapper_entry(optimizer_state: Mapping[str, Any], iterations: int) -> dict[str, Any]:
     optimizer = {k: v for k, v in optimizer_state.items() if k not in _WRAPPER_EXTRAS}
     entry: dict[str, Any] = {"inner_count": iterations, "optimizer": optimizer}
@@ -55,28 +71,26 @@ def _wrapper_entry(optimizer_state: Mapping[str, Any], iterations: int) -> dict[
 
 
 def lightning_checkpoint_from_mmengine(
-    checkpoint: Mapping[str, Any], trainer: pl.Trainer, by_epoch: bool = True
+    checkpoint: Mapping[str, Any], trainer: pl.Trainer, by_epoch: bool = True, epoch_length: int | None = None
 ) -> dict[str, Any]:
-    """A checkpoint for ``trainer.fit(ckpt_path=...)`` with the state of an MMEngine checkpoint of an epoch-based
-    run, saved at an epoch's end or within an epoch.
+    """A checkpoint for ``trainer.fit(ckpt_path=...)`` with the state of an MMEngine checkpoint: of an
+    epoch-based run, saved at an epoch's end or within an epoch; or of an iteration-based one, as its own
+    checkpoint after that iteration (the Runner then skips the batches seen, as MMEngine's loop).
 
     Args:
         checkpoint: What MMEngine saved (``meta``, ``state_dict``, ``optimizer``, ``param_schedulers``), loaded
             with :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`.
         trainer: The Trainer that will resume (its fit loop gives the counters' layout).
         by_epoch: Whether the run resuming is epoch-based (MMEngine's ``EpochBasedTrainLoop``).
+        epoch_length: The batches of a pass of the training data (needed for an iteration-based run).
 
     Raises:
-        ValueError: The checkpoint is one of an iteration-based run (``by_epoch=False``: not carried yet), or
-            holds no optimizer state.
+        ValueError: The checkpoint holds no optimizer state, or no iteration of an iteration-based run.
     """
     meta = checkpoint.get("meta") or {}
     epochs, iterations = meta.get("epoch", 0), meta.get("iter", 0)
-    if not by_epoch:
-        raise ValueError(
-            f"resume from an MMEngine checkpoint of an iteration-based run (meta epoch={epochs}, iter={iterations}) "
-            "is not supported yet; load its weights with load_from"
-        )
+    if not by_epoch and (not iterations or not epoch_length):
+        raise ValueError(f"an iteration-based run resumes from a checkpoint after an iteration, not meta {meta!r}")
     if "optimizer" not in checkpoint:
         raise ValueError("the MMEngine checkpoint has no optimizer state (saved with save_optimizer=False); use load_from")
     optimizer = checkpoint["optimizer"]
@@ -89,11 +103,12 @@ def lightning_checkpoint_from_mmengine(
     return {
         **hook_entries,  # for the hooks' after_load_checkpoint
         "meta": meta,
-        "epoch": max(epochs - 1, 0),
+        "epoch": max(epochs - 1, 0) if by_epoch else (iterations - 1) // epoch_length,
         "global_step": iterations,
         "pytorch-lightning_version": lightning.__version__,
         "state_dict": state_dict,
-        "loops": {"fit_loop": _fit_loop_state(trainer.fit_loop.state_dict(), epochs, iterations)},
+        "loops": {"fit_loop": _fit_loop_state(trainer.fit_loop.state_dict(), epochs, iterations) if by_epoch
+                  else _iteration_fit_loop_state(trainer.fit_loop.state_dict(), iterations, epoch_length)},
         "callbacks": {},
         "optimizer_states": [],  # loaded per wrapper name by MMLightningModule (CHECKPOINT_KEY)
         "lr_schedulers": [],

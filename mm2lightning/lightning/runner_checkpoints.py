@@ -109,16 +109,25 @@ class RunnerCheckpoints:
                 f"resume needs a checkpoint with training state, but {path} holds only weights (a state dict, or "
                 "saved with save_optimizer=False); load them with load_from=... and resume=False"
             )
+        self._check_world_size(checkpoint)
+        self._restore_seed(checkpoint, path)  # before the dataloader may be built below (its sampler's seed)
         rebuilt = None
         if kind == "mmengine":
+            by_epoch = self._schedule.by_epoch
+            if not by_epoch and self.distributed:
+                raise CheckpointError(
+                    f"{path}: resume from an MMEngine checkpoint of an iteration-based run under a launcher is not "
+                    "supported yet (its position in the data is counted on the built dataloader); load_from loads "
+                    "its weights"
+                )
             try:
-                rebuilt = lightning_checkpoint_from_mmengine(checkpoint, self.trainer, self._schedule.by_epoch)
+                rebuilt = lightning_checkpoint_from_mmengine(
+                    checkpoint, self.trainer, by_epoch, None if by_epoch else len(self.train_dataloader)
+                )
             except ValueError as error:
                 raise CheckpointError(f"{path}: {error}") from error
-        self._check_world_size(checkpoint)
-        self._restore_seed(checkpoint, path)
+        self._resume_position = position_in_epoch(rebuilt or checkpoint)  # MMEngine's epochs start again: (0, 0)
         if rebuilt is None:
-            self._resume_position = position_in_epoch(checkpoint)
             return path
         return save_checkpoint_atomic(rebuilt, self.work_dir / f"{_REBUILT}{os.getpid()}.ckpt")
 

@@ -54,9 +54,9 @@ OPTIONS: tuple[Option, ...] = tuple(
                "loops are refused under a launcher"),
         Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop (fp16 too), or a custom loop's run(); custom "
                "loops are refused under a launcher"),
-        Option("Runner", "resume", "partly", "from mm2lightning's checkpoints and MMEngine's of epoch-based runs (at "
-               "an epoch's end or within one, going on as MMEngine's loop); MMEngine's of iteration-based runs are "
-               "refused (load their weights with load_from)"),
+        Option("Runner", "resume", "partly", "from mm2lightning's checkpoints and MMEngine's (epoch-based: at an "
+               "epoch's end or within one; iteration-based), going on as MMEngine's loops; MMEngine's of "
+               "iteration-based runs under a launcher are refused"),
         Option("Runner", "load_from", "partly", "a file, an http(s):// URL, an open-mmlab:// or torchvision:// name "
                "(downloaded into torch's hub cache, as MMEngine); file-backend schemes (s3://, ...) are refused"),
         Option("Runner", "launcher", "partly", "'none', 'pytorch', 'slurm'; 'mpi' is refused: Lightning has no MPI "

@@ -164,8 +164,7 @@ def test_every_refusal_has_a_case_here():
     # test_runner_surface.py: every refused Runner attribute (parametrized over the list), hooks and resume
     cases |= {(o.place, o.name) for o in OPTIONS if o.place == "Runner attribute" and o.status == "refused"}
     cases |= {("Runner attribute", "hooks"), ("Runner attribute", "resume")}
-    # test_runner.py::test_resume_refuses_checkpoints_without_epoch_end_training_state: an MMEngine iteration-based
-    # checkpoint to resume from, refused naming resume
+    # test_runner_options.py::test_an_mmengine_iteration_checkpoint_under_a_launcher_is_refused
     cases |= {("Runner", "resume")}
     listed = {(o.place, o.name) for o in OPTIONS if o.status != "same"}
     assert listed <= cases, f"refused or partly-carried options without a test case: {sorted(listed - cases)}"

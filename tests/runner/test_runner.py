@@ -444,11 +444,11 @@ def test_gan_with_separate_wrapper_under_torchrun(tmp_path, wrapper):
 @pytest.mark.parametrize(
     "checkpoint, match",
     [
-        (dict(meta=dict(epoch=0, iter=7), state_dict={}, optimizer={}), "of an iteration-based run .* not supported"),
+        (dict(meta=dict(epoch=0), state_dict={}, optimizer={}), "resumes from a checkpoint after an iteration"),
         (dict(meta=dict(epoch=1, iter=6), state_dict={}), "no optimizer state"),
         ({"body.0.weight": torch.zeros(8, 4)}, "holds only weights"),
     ],
-    ids=["mmengine-iteration-based", "mmengine-weights-only", "bare-state-dict"],
+    ids=["mmengine-iteration-based-without-iter", "mmengine-weights-only", "bare-state-dict"],
 )
 def test_resume_refuses_checkpoints_without_epoch_end_training_state(tmp_path, checkpoint, match):
     path = tmp_path / "given.pth"
@@ -830,6 +830,49 @@ def test_resume_from_an_mmengine_checkpoint_saved_within_an_epoch_ends_where_mme
     ours = Runner.from_cfg(dict(within_epochs(tmp_path / "resumed", resume=True, load_from=str(saved)), **quiet()))
     ours.train()
     assert ours.iter == ref.iter == 17  # 7, then epoch 2 again and epoch 3: 5 + 5
+    ref_model = getattr(ref.model, "module", ref.model)
+    for (name, p), q in zip(ours.model.state_dict().items(), ref_model.state_dict().values()):
+        assert (p - q).abs().max().item() <= 1e-6, name
+
+
+@pytest.mark.parametrize("sampler", ["InfiniteSampler", "DefaultSampler"])
+def test_resume_from_an_mmengine_iteration_based_checkpoint_ends_where_mmengines_does(mmengine, tmp_path, monkeypatch,
+                                                                                    sampler):
+    """IterBasedTrainLoop's iter_7 (5 batches a pass): MMEngine's resumed loop skips the 7 batches seen (across
+    passes with a finite sampler), and so does the resumed run here."""
+    from mmengine.registry import DATASETS as MM_DATASETS
+    from mmengine.registry import MODELS as MM_MODELS
+    from mmengine.runner import Runner as MMRunner
+
+    class MMRegression(mmengine.model.BaseModel):
+        forward = Regression.forward
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    MM_MODELS.register_module(name="RunnerTestRegression", module=MMRegression, force=True)
+    MM_DATASETS.register_module(name="RunnerTestRegressionSet", module=RegressionSet, force=True)
+
+    def iteration_based(work_dir: Path, **extra) -> dict:
+        cfg = dict(config(work_dir), **extra)
+        cfg["train_dataloader"]["sampler"] = dict(type=sampler, shuffle=True)
+        cfg["train_cfg"] = dict(by_epoch=False, max_iters=13)
+        cfg["optim_wrapper"] = dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9))
+        cfg["param_scheduler"] = dict(type="MultiStepLR", milestones=[9], by_epoch=False)
+        cfg["default_hooks"] = dict(checkpoint=dict(type="CheckpointHook", interval=7, by_epoch=False))
+        return cfg
+
+    MMRunner.from_cfg(mmengine.config.Config(iteration_based(tmp_path / "mmengine"))).train()
+    saved = tmp_path / "mmengine" / "iter_7.pth"
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # MMEngine loads its own file with torch.load
+    ref = MMRunner.from_cfg(mmengine.config.Config(iteration_based(tmp_path / "mm_resumed", resume=True,
+                                                                   load_from=str(saved))))
+    ref.train()
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    ours = Runner.from_cfg(dict(iteration_based(tmp_path / "resumed", resume=True, load_from=str(saved)), **quiet()))
+    ours.train()
+    assert ours.iter == ref.iter == 13
     ref_model = getattr(ref.model, "module", ref.model)
     for (name, p), q in zip(ours.model.state_dict().items(), ref_model.state_dict().values()):
         assert (p - q).abs().max().item() <= 1e-6, name

@@ -362,6 +362,11 @@ class RunnerAttributes:
             self._view = self._hook_driver.bind(self.module)
         self._hook_driver.register(hook, priority)
 
+    def register_custom_hooks(self, hooks: list[Any]) -> None:
+        """Register MMEngine hooks (instances or ``HOOKS`` configs), each through :meth:`register_hook`."""
+        for hook in hooks:
+            self.register_hook(hook)
+
     def __getattr__(self, name: str) -> Any:  # only for names not found: MMEngine's that are not offered
         option = find("Runner attribute", name)
         if option is not None and option.status == "refused":

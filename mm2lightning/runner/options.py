@@ -123,7 +123,7 @@ OPTIONS: tuple[Option, ...] = tuple(
                "epoch iter max_epochs max_iters val_interval val_begin train_loop val_loop test_loop "
                "train_dataloader val_dataloader test_dataloader val_evaluator test_evaluator optim_wrapper "
                "param_schedulers from_cfg train val test load_checkpoint load_or_resume save_checkpoint dump_config "
-               "setup_env call_hook register_hook build_dataloader build_model build_optim_wrapper "
+               "setup_env call_hook register_hook register_custom_hooks build_dataloader build_model build_optim_wrapper "
                "build_param_scheduler build_evaluator build_log_processor build_logger build_message_hub scale_lr "
                "set_randomness")
     + [
@@ -136,7 +136,7 @@ OPTIONS: tuple[Option, ...] = tuple(
                "build_train_loop build_val_loop build_test_loop wrap_model",
                "Lightning's loops and strategies take their place (runner.trainer)")
     + _options("Runner attribute", "refused",
-               "register_hooks register_default_hooks register_custom_hooks get_hooks_info",
+               "register_hooks register_default_hooks get_hooks_info",
                "the built-in hooks are Lightning callbacks: give hooks to the constructor, or register_hook")
     + [Option("Runner attribute", "build_visualizer", "refused", "done by the constructor (runner.visualizer): its "
               "vis_backends become the Trainer's loggers")]

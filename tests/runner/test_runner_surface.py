@@ -137,6 +137,9 @@ def test_register_hook_and_call_hook(tmp_path):
     assert hook.calls == ["epoch 0"]
     runner.train()
     assert hook.calls[1:] == ["epoch 0"] + ["iter"] * 10
+    second = CountingHook()
+    runner.register_custom_hooks([second])  # as MMEngine's: each through register_hook, by priority
+    assert runner.hooks == [hook, second]
 
 
 @pytest.mark.parametrize("name", sorted(o.name for o in OPTIONS if o.place == "Runner attribute" and o.status == "refused"))

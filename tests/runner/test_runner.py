@@ -303,10 +303,11 @@ def config(work_dir: Path) -> dict:
     )
 
 
-def test_from_cfg_with_dataloader_configs_and_resume_equal_mmengine(mmengine, tmp_path, monkeypatch):
+@pytest.fixture
+def mm_regression(mmengine):
+    """The config's model and data set registered in mmengine's registries too (for its Runner.from_cfg)."""
     from mmengine.registry import DATASETS as MM_DATASETS
     from mmengine.registry import MODELS as MM_MODELS
-    from mmengine.runner import Runner as MMRunner
 
     class MMRegression(mmengine.model.BaseModel):
         forward = Regression.forward
@@ -317,6 +318,12 @@ def test_from_cfg_with_dataloader_configs_and_resume_equal_mmengine(mmengine, tm
 
     MM_MODELS.register_module(name="RunnerTestRegression", module=MMRegression, force=True)
     MM_DATASETS.register_module(name="RunnerTestRegressionSet", module=RegressionSet, force=True)
+    return mmengine
+
+
+def test_from_cfg_with_dataloader_configs_and_resume_equal_mmengine(mm_regression, tmp_path, monkeypatch):
+    mmengine = mm_regression
+    from mmengine.runner import Runner as MMRunner
 
     ref = MMRunner.from_cfg(mmengine.config.Config(config(tmp_path / "mmengine")))
     ref.train()
@@ -796,23 +803,13 @@ def test_the_early_iterator_draw_is_a_callback_of_iteration_based_runs_only(tmp_
                                     param_scheduler=None))
 
 
-def test_resume_from_an_mmengine_checkpoint_saved_within_an_epoch_ends_where_mmengines_does(mmengine, tmp_path,
+def test_resume_from_an_mmengine_checkpoint_saved_within_an_epoch_ends_where_mmengines_does(mm_regression, tmp_path,
                                                                                             monkeypatch):
     """An iteration checkpoint of an epoch-based run (iter_7: epoch 2 of 5 batches, 2 in): MMEngine's loop runs
     that epoch again from its first batch, counting on from iteration 7, and so does the resumed run here."""
-    from mmengine.registry import DATASETS as MM_DATASETS
-    from mmengine.registry import MODELS as MM_MODELS
     from mmengine.runner import Runner as MMRunner
 
-    class MMRegression(mmengine.model.BaseModel):
-        forward = Regression.forward
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
-
-    MM_MODELS.register_module(name="RunnerTestRegression", module=MMRegression, force=True)
-    MM_DATASETS.register_module(name="RunnerTestRegressionSet", module=RegressionSet, force=True)
+    mmengine = mm_regression
 
     def within_epochs(work_dir: Path, **extra) -> dict:
         cfg = dict(config(work_dir), **extra)
@@ -836,23 +833,13 @@ def test_resume_from_an_mmengine_checkpoint_saved_within_an_epoch_ends_where_mme
 
 
 @pytest.mark.parametrize("sampler", ["InfiniteSampler", "DefaultSampler"])
-def test_resume_from_an_mmengine_iteration_based_checkpoint_ends_where_mmengines_does(mmengine, tmp_path, monkeypatch,
-                                                                                    sampler):
+def test_resume_from_an_mmengine_iteration_based_checkpoint_ends_where_mmengines_does(mm_regression, tmp_path,
+                                                                                    monkeypatch, sampler):
     """IterBasedTrainLoop's iter_7 (5 batches a pass): MMEngine's resumed loop skips the 7 batches seen (across
     passes with a finite sampler), and so does the resumed run here."""
-    from mmengine.registry import DATASETS as MM_DATASETS
-    from mmengine.registry import MODELS as MM_MODELS
     from mmengine.runner import Runner as MMRunner
 
-    class MMRegression(mmengine.model.BaseModel):
-        forward = Regression.forward
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
-
-    MM_MODELS.register_module(name="RunnerTestRegression", module=MMRegression, force=True)
-    MM_DATASETS.register_module(name="RunnerTestRegressionSet", module=RegressionSet, force=True)
+    mmengine = mm_regression
 
     def iteration_based(work_dir: Path, **extra) -> dict:
         cfg = dict(config(work_dir), **extra)

@@ -74,7 +74,7 @@ class LoopValidation(ValidationSchedule):
 
     Args:
         run: Runs the custom loop and returns its metrics.
-        by_epoch, val_interval, val_begin, dynamic_intervals: As :class:`ValidationSchedule`'s.
+        schedule: The run's validation schedule (its intervals, milestones and ``val_begin``).
     """
 
     def __init__(self, run: Callable[[], dict[str, Any]], schedule: ValidationSchedule) -> None:

@@ -21,7 +21,7 @@ from mm2lightning.config import Config, ConfigDict, ConfigError, import_custom_m
 from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.compile import CompileTrainStep, compile_options
-from mm2lightning.lightning.custom_loops import LoopValidation, is_custom_loop, record_metrics
+from mm2lightning.lightning.custom_loops import LoopValidation, is_custom_loop
 from mm2lightning.lightning.data_resume import fixed_epoch, resume_loader, whole_passes
 from mm2lightning.lightning.eval_autocast import EvalAutocast
 from mm2lightning.lightning.hook_driver import HookDriver
@@ -293,15 +293,6 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
             trainer_cfg=cfg.get("trainer_cfg"),
         )
 
-    def _lr_scale(self, auto_scale_lr: Mapping[str, Any], train_dataloader: Any) -> float:
-        if "base_batch_size" not in auto_scale_lr:
-            raise ValueError("auto_scale_lr needs base_batch_size, e.g. auto_scale_lr=dict(enable=True, base_batch_size=256)")
-        batch_size = (
-            train_dataloader.batch_size if isinstance(train_dataloader, DataLoader) else train_dataloader["batch_size"]
-        )
-        world = launcher_trainer_args(self.launcher)
-        return world["devices"] * world["num_nodes"] * batch_size / auto_scale_lr["base_batch_size"]
-
     @property
     def model(self) -> nn.Module:
         """The model (unwrapped)."""
@@ -488,26 +479,3 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
             with self._dataloaders_on_module():
                 run(self.module, verbose=False)
         return dict(self.module.val_metrics if stage == "val" else self.module.test_metrics)
-
-    def _run_custom_loop(self, stage: Literal["val", "test"], fitting: bool = False) -> dict[str, Any]:
-        """A custom loop's own ``run()``, in this process; outside a fit, hooks' ``after_run`` after it."""
-        if self.distributed:
-            refuse(f"{stage}_cfg", "type", f"type={self._custom_loop_cfgs[stage]['type']!r} under a launcher")
-        loop = self._custom_loop(stage)
-        if not fitting:
-            self.model.to(self.trainer.strategy.root_device)
-        metrics = dict(loop.run())
-        record_metrics(self, stage, loop, metrics, fitting=fitting or self.module.max_iters > 0)
-        setattr(self.module, f"{stage}_metrics", metrics)
-        if not fitting and self._hook_driver is not None:
-            self._hook_driver.end_run()
-        return metrics
-
-    def _validate_in_fit(self) -> dict[str, Any]:
-        """The custom validation loop during ``train()``: MMEngine's loops count the epoch before validating."""
-        view, done = self._view, self._view._epoch_done
-        view._epoch_done = self._schedule.by_epoch
-        try:
-            return self._run_custom_loop("val", fitting=True)
-        finally:
-            view._epoch_done = done

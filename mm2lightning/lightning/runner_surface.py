@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from torch import nn
@@ -17,7 +17,7 @@ from mm2lightning.dataset import build_dataloader as _build_dataloader
 from mm2lightning.dist import get_rank, get_world_size, is_distributed
 from mm2lightning.errors import AssertKeyError, AssertTypeError
 from mm2lightning.evaluator import build_evaluator as _build_evaluator
-from mm2lightning.lightning.custom_loops import build_custom_loop
+from mm2lightning.lightning.custom_loops import build_custom_loop, record_metrics
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.runner_args import launcher_trainer_args, process_rank
 from mm2lightning.lightning.runner_args import scale_lr as _scale_lr
@@ -29,7 +29,7 @@ from mm2lightning.optim.scheduler import build_param_schedulers
 from mm2lightning.registry import MODELS
 from mm2lightning.runner.environment import check_env_cfg, setup_env
 from mm2lightning.runner.log_processor import LogProcessor
-from mm2lightning.runner.options import find
+from mm2lightning.runner.options import find, refuse
 
 
 class EvalLoop:
@@ -82,7 +82,6 @@ class RunnerAttributes:
     _diff_rank_seed: bool
     _seed_given: bool
     _apply_seed: Callable[[int], None]
-    _lr_scale: Callable[..., float]
     _custom_loops: dict[str, Any]
     _evaluator_cfgs: dict[str, Any]
     cfg: Any
@@ -137,6 +136,29 @@ class RunnerAttributes:
     def test_loop(self) -> Any:
         """MMEngine's test loop: a custom one (``test_cfg`` type) built, else a view of MMEngine's."""
         return self._eval_loop("test")
+
+    def _run_custom_loop(self, stage: Literal["val", "test"], fitting: bool = False) -> dict[str, Any]:
+        """A custom loop's own ``run()``, in this process; outside a fit, hooks' ``after_run`` after it."""
+        if self.distributed:
+            refuse(f"{stage}_cfg", "type", f"type={self._custom_loop_cfgs[stage]['type']!r} under a launcher")
+        loop = self._custom_loop(stage)
+        if not fitting:
+            self.model.to(self.trainer.strategy.root_device)
+        metrics = dict(loop.run())
+        record_metrics(self, stage, loop, metrics, fitting=fitting or self.module.max_iters > 0)
+        setattr(self.module, f"{stage}_metrics", metrics)
+        if not fitting and self._hook_driver is not None:
+            self._hook_driver.end_run()
+        return metrics
+
+    def _validate_in_fit(self) -> dict[str, Any]:
+        """The custom validation loop during ``train()``: MMEngine's loops count the epoch before validating."""
+        view, done = self._view, self._view._epoch_done
+        view._epoch_done = self._schedule.by_epoch
+        try:
+            return self._run_custom_loop("val", fitting=True)
+        finally:
+            view._epoch_done = done
 
     def _eval_loop(self, stage: str) -> Any:
         if self._dataloaders[stage] is None:
@@ -246,6 +268,15 @@ class RunnerAttributes:
             self.cfg.dump(self.work_dir / name)
         except ConfigError as error:
             warnings.warn(f"the config is not saved in work_dir: {error}", stacklevel=3)
+
+    def _lr_scale(self, auto_scale_lr: Mapping[str, Any], train_dataloader: Any) -> float:
+        if "base_batch_size" not in auto_scale_lr:
+            raise ValueError("auto_scale_lr needs base_batch_size, e.g. auto_scale_lr=dict(enable=True, base_batch_size=256)")
+        batch_size = (
+            train_dataloader.batch_size if isinstance(train_dataloader, DataLoader) else train_dataloader["batch_size"]
+        )
+        world = launcher_trainer_args(self.launcher)
+        return world["devices"] * world["num_nodes"] * batch_size / auto_scale_lr["base_batch_size"]
 
     # ------------------------------------------------------------ builders (MMEngine's signatures)
     @staticmethod

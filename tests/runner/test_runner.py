@@ -306,10 +306,11 @@ def config(work_dir: Path) -> dict:
 @pytest.fixture
 def mm_regression(mmengine):
     """The config's model and data set registered in mmengine's registries too (for its Runner.from_cfg)."""
+    from mmengine.model import BaseModel as MMBaseModel
     from mmengine.registry import DATASETS as MM_DATASETS
     from mmengine.registry import MODELS as MM_MODELS
 
-    class MMRegression(mmengine.model.BaseModel):
+    class MMRegression(MMBaseModel):
         forward = Regression.forward
 
         def __init__(self) -> None:
@@ -803,12 +804,31 @@ def test_the_early_iterator_draw_is_a_callback_of_iteration_based_runs_only(tmp_
                                     param_scheduler=None))
 
 
+def _resumed_from_mmengines_iter_7(mmengine, make_cfg, tmp_path: Path, monkeypatch) -> tuple:
+    """MMEngine trains ``make_cfg``'s run saving ``iter_7.pth``; then MMEngine and mm2lightning resume from it."""
+    from mmengine.runner import Runner as MMRunner
+
+    MMRunner.from_cfg(mmengine.config.Config(make_cfg(tmp_path / "mmengine"))).train()
+    saved = str(tmp_path / "mmengine" / "iter_7.pth")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # MMEngine loads its own file with torch.load
+    ref = MMRunner.from_cfg(mmengine.config.Config(make_cfg(tmp_path / "mm_resumed", resume=True, load_from=saved)))
+    ref.train()
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    ours = Runner.from_cfg(dict(make_cfg(tmp_path / "resumed", resume=True, load_from=saved), **quiet()))
+    ours.train()
+    return ours, ref
+
+
+def _assert_same_weights(ours: Runner, ref) -> None:
+    ref_model = getattr(ref.model, "module", ref.model)
+    for (name, p), q in zip(ours.model.state_dict().items(), ref_model.state_dict().values()):
+        assert (p - q).abs().max().item() <= 1e-6, name
+
+
 def test_resume_from_an_mmengine_checkpoint_saved_within_an_epoch_ends_where_mmengines_does(mm_regression, tmp_path,
                                                                                             monkeypatch):
     """An iteration checkpoint of an epoch-based run (iter_7: epoch 2 of 5 batches, 2 in): MMEngine's loop runs
     that epoch again from its first batch, counting on from iteration 7, and so does the resumed run here."""
-    from mmengine.runner import Runner as MMRunner
-
     mmengine = mm_regression
 
     def within_epochs(work_dir: Path, **extra) -> dict:
@@ -817,19 +837,9 @@ def test_resume_from_an_mmengine_checkpoint_saved_within_an_epoch_ends_where_mme
         cfg["default_hooks"] = dict(checkpoint=dict(type="CheckpointHook", interval=7, by_epoch=False))
         return cfg
 
-    MMRunner.from_cfg(mmengine.config.Config(within_epochs(tmp_path / "mmengine"))).train()
-    saved = tmp_path / "mmengine" / "iter_7.pth"
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # MMEngine loads its own file with torch.load
-    ref = MMRunner.from_cfg(mmengine.config.Config(within_epochs(tmp_path / "mm_resumed", resume=True,
-                                                                 load_from=str(saved))))
-    ref.train()
-    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    ours = Runner.from_cfg(dict(within_epochs(tmp_path / "resumed", resume=True, load_from=str(saved)), **quiet()))
-    ours.train()
+    ours, ref = _resumed_from_mmengines_iter_7(mmengine, within_epochs, tmp_path, monkeypatch)
     assert ours.iter == ref.iter == 17  # 7, then epoch 2 again and epoch 3: 5 + 5
-    ref_model = getattr(ref.model, "module", ref.model)
-    for (name, p), q in zip(ours.model.state_dict().items(), ref_model.state_dict().values()):
-        assert (p - q).abs().max().item() <= 1e-6, name
+    _assert_same_weights(ours, ref)
 
 
 @pytest.mark.parametrize("sampler", ["InfiniteSampler", "DefaultSampler"])
@@ -837,8 +847,6 @@ def test_resume_from_an_mmengine_iteration_based_checkpoint_ends_where_mmengines
                                                                                     monkeypatch, sampler):
     """IterBasedTrainLoop's iter_7 (5 batches a pass): MMEngine's resumed loop skips the 7 batches seen (across
     passes with a finite sampler), and so does the resumed run here."""
-    from mmengine.runner import Runner as MMRunner
-
     mmengine = mm_regression
 
     def iteration_based(work_dir: Path, **extra) -> dict:
@@ -850,16 +858,6 @@ def test_resume_from_an_mmengine_iteration_based_checkpoint_ends_where_mmengines
         cfg["default_hooks"] = dict(checkpoint=dict(type="CheckpointHook", interval=7, by_epoch=False))
         return cfg
 
-    MMRunner.from_cfg(mmengine.config.Config(iteration_based(tmp_path / "mmengine"))).train()
-    saved = tmp_path / "mmengine" / "iter_7.pth"
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # MMEngine loads its own file with torch.load
-    ref = MMRunner.from_cfg(mmengine.config.Config(iteration_based(tmp_path / "mm_resumed", resume=True,
-                                                                   load_from=str(saved))))
-    ref.train()
-    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    ours = Runner.from_cfg(dict(iteration_based(tmp_path / "resumed", resume=True, load_from=str(saved)), **quiet()))
-    ours.train()
+    ours, ref = _resumed_from_mmengines_iter_7(mmengine, iteration_based, tmp_path, monkeypatch)
     assert ours.iter == ref.iter == 13
-    ref_model = getattr(ref.model, "module", ref.model)
-    for (name, p), q in zip(ours.model.state_dict().items(), ref_model.state_dict().values()):
-        assert (p - q).abs().max().item() <= 1e-6, name
+    _assert_same_weights(ours, ref)

@@ -5,13 +5,14 @@ Usage::
     mm2lightning train CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--no-validate]
                               [--no-pin-memory] [--no-persistent-workers] [--cfg-options KEY=VALUE ...]
                               [--launcher ...]
-    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl] [--amp] [--tta] [--no-pin-memory]
-                                        [--cfg-options KEY=VALUE ...] [--launcher ...]
+    mm2lightning test CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl [--out-item metrics|pred]] [--amp] [--tta]
+                                        [--show] [--show-dir DIR] [--wait-time S] [--interval N]
+                                        [--no-pin-memory] [--cfg-options KEY=VALUE ...] [--launcher ...]
     mm2lightning convert CHECKPOINT OUT
 
-The flags are those of the OpenMMLab toolboxes' ``tools/train.py`` and ``tools/test.py`` (``--local_rank`` too);
-the ones mm2lightning does not carry out yet (``test --show``, ...) are refused by name
-(see :mod:`mm2lightning.runner.options`).
+The flags are those of the OpenMMLab toolboxes' ``tools/train.py`` and ``tools/test.py`` (``--local_rank`` too),
+applied as the toolboxes apply them (``--show``/``--show-dir``: see :mod:`mm2lightning.runner.test_flags`);
+the ones mm2lightning does not carry out are refused by name (see :mod:`mm2lightning.runner.options`).
 
 Bad input (a config that cannot be read or built, a bad ``--cfg-options`` item, an unknown ``type``, a
 missing checkpoint, or one that cannot be loaded safely or resumed) ends with exit status 2 and a one-line
@@ -33,8 +34,9 @@ from mm2lightning.config import Config, ConfigError, parse_cfg_options
 from mm2lightning.evaluator import DumpResults
 from mm2lightning.registry import RegistryError
 from mm2lightning.runner.checkpoint import CheckpointError, convert_checkpoint
-from mm2lightning.runner.options import UnsupportedOptionError, refuse
+from mm2lightning.runner.options import UnsupportedOptionError
 from mm2lightning.runner.remote import is_remote
+from mm2lightning.runner.test_flags import apply_visualization_flags, dump_metrics, metrics_format
 
 # Errors that mean the input is wrong, whenever they happen (an unknown type may only be built during training).
 _INPUT_ERRORS = (ConfigError, RegistryError, CheckpointError, UnsupportedOptionError)
@@ -77,10 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--out", help="also dump the predictions to this .pkl file (MMEngine's DumpResults)")
     test.add_argument("--amp", action="store_true", help="test under autocast (test_cfg.fp16=True)")
     test.add_argument("--tta", action="store_true", help="test-time augmentation (cfg.tta_model, cfg.tta_pipeline)")
-    for flag in ("--show",):  # refused, with the reason
-        test.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
-    for flag in ("--out-item", "--show-dir", "--interval", "--wait-time"):
-        test.add_argument(flag, help=argparse.SUPPRESS)
+    test.add_argument("--out-item", choices=["metrics", "pred"], help="with --out: dump the metrics or the "
+                      "predictions (default), as mmpretrain's tools/test.py")
+    test.add_argument("--show", action="store_true", help="display the drawn predictions (default_hooks.visualization)")
+    test.add_argument("--show-dir", help="save the drawn predictions there (default_hooks.visualization)")
+    test.add_argument("--wait-time", type=float, default=2, help="seconds each --show window stays (default 2)")
+    test.add_argument("--interval", type=int, help="with --show/--show-dir: draw every N samples")
     convert = commands.add_parser(
         "convert", help="convert an mm2lightning (Lightning) checkpoint to MMEngine's layout (for OpenMMLab tools)"
     )
@@ -89,16 +93,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _refuse_unsupported_flags(args: argparse.Namespace) -> None:
-    for flag in ("--out-item", "--show", "--show-dir", "--interval", "--wait-time"):
-        value = getattr(args, flag[2:].replace("-", "_"), None)
-        if value not in (None, False):
-            refuse("tools/test.py", flag)
+def _check_out_item(args: argparse.Namespace) -> None:
+    if args.out is None and args.out_item is not None:  # as mmpretrain's tools/test.py
+        raise ValueError(
+            "--out-item: Please use `--out` argument to specify the path of the output file before using `--out-item`."
+        )
+    if args.out_item == "metrics":
+        metrics_format(args.out)
 
 
 def _load_config(args: argparse.Namespace) -> Config:
     if args.command == "test":
-        _refuse_unsupported_flags(args)
+        _check_out_item(args)
     if "LOCAL_RANK" not in os.environ:  # as tools/train.py: torch.distributed.launch passes --local_rank
         os.environ["LOCAL_RANK"] = str(args.local_rank)
     checkpoint = args.checkpoint if args.command == "test" else None if args.resume in (None, "auto") else args.resume
@@ -120,6 +126,8 @@ def _load_config(args: argparse.Namespace) -> Config:
             cfg.test_cfg = dict(cfg.get("test_cfg") or {}, fp16=True)
         if args.tta:
             _use_tta(cfg)
+        apply_visualization_flags(cfg, show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
+                                  interval=args.interval)  # fmt: skip
     for stage in ("train", "val", "test"):  # as mmpretrain's tools: on the dataloaders the config has
         loader = cfg.get(f"{stage}_dataloader")
         if isinstance(loader, dict) and args.no_pin_memory:
@@ -180,7 +188,7 @@ def _run(args: argparse.Namespace) -> None:
         cfg = _load_config(args)
         runner = Runner.from_cfg(cfg)
         runner.trainer  # noqa: B018 - builds the Trainer, so its bad arguments are reported as input errors
-        if args.command == "test" and args.out is not None:  # as the toolboxes' tools/test.py --out
+        if args.command == "test" and args.out is not None and args.out_item != "metrics":  # tools/test.py --out
             runner.module.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     except _BUILD_ERRORS as error:
         raise _UsageError(error) from error
@@ -189,6 +197,8 @@ def _run(args: argparse.Namespace) -> None:
             runner.train()
         else:
             metrics = runner.test()
+            if args.out_item == "metrics":
+                dump_metrics(metrics, args.out)
             print(" ".join(f"{key}={_format(value)}" for key, value in metrics.items()))
     except _INPUT_ERRORS as error:
         raise _UsageError(error) from error

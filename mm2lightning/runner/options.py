@@ -152,8 +152,15 @@ OPTIONS: tuple[Option, ...] = tuple(
        Option("tools/test.py", "--amp", "same", "test_cfg.fp16=True: the test under autocast"),
        Option("tools/test.py", "--tta", "same", "the config's tta_model around its model and tta_pipeline as the test "
               "pipeline (both required, as mmdet's and mmseg's tools; mmpretrain's defaults are not filled in)")]
-    + _options("tools/test.py", "refused", "--out-item --show --show-dir --interval --wait-time",
-               "not carried out yet")
+    + [Option("tools/test.py", "--out-item", "same", "with --out: 'metrics' dumps the metrics (.pkl/.json/.yaml), "
+              "'pred' the predictions, as mmpretrain's tools/test.py"),
+       Option("tools/test.py", "--show", "same", "turns the config's default_hooks.visualization on to display, as "
+              "its toolbox's tools/test.py (by the hook's arguments: enable, or draw with/without test_out_dir)"),
+       Option("tools/test.py", "--show-dir", "same", "the directory of the drawn images, given to the "
+              "visualization hook (out_dir, test_out_dir) or the visualizer's save_dir, as its toolbox"),
+       Option("tools/test.py", "--wait-time", "same", "with --show: each window's seconds (default 2)"),
+       Option("tools/test.py", "--interval", "same", "with --show/--show-dir: draw every N samples "
+              "(mmpretrain's flag, default 1; other hooks keep theirs unless it is given)")]
 )
 
 

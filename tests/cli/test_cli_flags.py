@@ -103,3 +103,48 @@ def test_test_amp_evaluates_under_autocast(tmp_path, capsys):
         results[bool(flags)] = float(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("mse="))
     assert saved_config(tmp_path / "test").test_cfg.fp16 is True  # as mmpretrain's tools/test.py --amp
     assert results[True] != results[False] and results[True] == pytest.approx(results[False], rel=0.05)
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".json", ".yaml"])
+def test_out_item_metrics_dumps_the_metrics_as_mmengine_dump(tmp_path, capsys, suffix):
+    """mmpretrain's --out-item metrics: the printed metrics to --out, in the file mmengine.dump writes."""
+    mmengine = pytest.importorskip("mmengine", reason="the dumped file is compared with mmengine.dump's")
+    assert main(["train", CONFIG, "--work-dir", str(tmp_path), *ONE_EPOCH]) == 0
+    out = tmp_path / f"metrics{suffix}"
+    capsys.readouterr()
+    args = ["test", CONFIG, str(tmp_path / "epoch_1.ckpt"), "--work-dir", str(tmp_path), "--out", str(out)]
+    assert main([*args, "--out-item", "metrics"]) == 0
+    mse = float(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("mse="))
+    loaded = mmengine.load(str(out))
+    assert list(loaded) == ["mse"] and loaded["mse"] == pytest.approx(mse, rel=1e-5)
+    reference = tmp_path / f"reference{suffix}"
+    mmengine.dump(loaded, str(reference))
+    assert out.read_bytes() == reference.read_bytes()
+    assert main([*args[:-1], str(tmp_path / "pred.pkl"), "--out-item", "pred"]) == 0  # 'pred': the predictions
+    with open(tmp_path / "pred.pkl", "rb") as f:
+        assert len(pickle.load(f)) == 2  # two test batches' outputs, as --out alone
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--out-item", "metrics"], "Please use `--out` argument"),  # mmpretrain's ValueError
+        (["--out", "m.txt", "--out-item", "metrics"], "unsupported format '.txt'"),
+        (["--show-dir", "shown"], "VisualizationHook must be included in default_hooks"),  # the toolboxes' error
+        (["--show"], "VisualizationHook must be included in default_hooks"),
+        (["--interval", "2"], "--interval: it only acts with --show or --show-dir"),
+    ],
+)
+def test_output_flags_that_cannot_act_exit_2_before_testing(tmp_path, capsys, flags, message):
+    assert main(["train", CONFIG, "--work-dir", str(tmp_path), *ONE_EPOCH]) == 0
+    capsys.readouterr()
+    assert main(["test", CONFIG, str(tmp_path / "epoch_1.ckpt"), "--work-dir", str(tmp_path / "t"), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "t").exists() and not (tmp_path / "m.txt").exists()  # nothing ran, nothing written
+
+
+def test_show_flags_refuse_a_hook_they_cannot_turn_on(tmp_path, capsys):
+    assert main(["train", CONFIG, "--work-dir", str(tmp_path), *ONE_EPOCH]) == 0
+    hook = "default_hooks.visualization.type=EMAHook"  # a hook with neither enable nor draw
+    assert main(["test", CONFIG, str(tmp_path / "epoch_1.ckpt"), "--show", "--cfg-options", hook]) == 2
+    assert "EMAHook, which takes neither 'enable' nor 'draw'" in capsys.readouterr().err

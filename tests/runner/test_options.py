@@ -152,15 +152,10 @@ REFUSED_RUNNER[("Runner", "test_cfg")] = REFUSED_RUNNER[("test_cfg", "type")]
 REFUSED_WHEN = {("val_cfg", "type"): "train", ("Runner", "val_cfg"): "train", ("test_cfg", "type"): "test",
                 ("Runner", "test_cfg"): "test"}
 MMENGINE_ERRORS = {("LoggerHook", "file_client_args"): ValueError}
-REFUSED_FLAGS = {
-    "--out-item": ["--out-item", "pred"], "--show": ["--show"], "--show-dir": ["--show-dir", "d"],
-    "--interval": ["--interval", "2"], "--wait-time": ["--wait-time", "1"],
-}
 
 
 def test_every_refusal_has_a_case_here():
-    cases = set(REFUSED_RUNNER) | {("tools/test.py", flag) for flag in REFUSED_FLAGS} | {
-        ("tools/train.py", "--launcher"), ("tools/test.py", "--launcher")}
+    cases = set(REFUSED_RUNNER) | {("tools/train.py", "--launcher"), ("tools/test.py", "--launcher")}
     # test_runner_surface.py: every refused Runner attribute (parametrized over the list), hooks and resume
     cases |= {(o.place, o.name) for o in OPTIONS if o.place == "Runner attribute" and o.status == "refused"}
     cases |= {("Runner attribute", "hooks"), ("Runner attribute", "resume")}
@@ -186,14 +181,6 @@ def test_a_refused_value_raises_an_error_naming_the_option(tmp_path, monkeypatch
                 getattr(runner, REFUSED_WHEN[key])()
     message = str(error.value)
     assert key[1] in message, message
-
-
-@pytest.mark.parametrize("flag", sorted(REFUSED_FLAGS))
-def test_a_refused_test_flag_exits_2_naming_it(tmp_path, capsys, flag):
-    config = ROOT / "tests" / "cli" / "configs" / "toy.yaml"
-    assert main(["test", str(config), str(tmp_path / "x.ckpt"), "--work-dir", str(tmp_path), *REFUSED_FLAGS[flag]]) == 2
-    err = capsys.readouterr().err
-    assert f"tools/test.py {flag}" in err and "UnsupportedOptionError" in err, err
 
 
 def test_launcher_mpi_on_the_command_line_exits_2_naming_it(tmp_path, capsys, monkeypatch):

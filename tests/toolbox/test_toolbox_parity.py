@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -158,3 +160,51 @@ def test_local_vis_backend_writes_mmengines_scalar_lines(runs):
             for key, value in theirs.items():
                 if key not in ("time", "data_time"):  # IterTimerHook's clock
                     assert mine[key] == pytest.approx(value, rel=0, abs=1e-6), (key, mine, theirs)
+
+
+# The three ways toolboxes' tools/test.py turn their visualization hook on: the flags, and the hook as the toolbox's
+# script leaves it (mmpretrain's merge_args, mmdet's and mmseg's trigger_visualization_hook). {show} is a directory.
+SHOW_STYLES = {
+    "mmpretrain": ("MiniClsVisualizationHook", ["--show", "--show-dir", "{show}", "--interval", "4"],
+                   "dict(type='MiniClsVisualizationHook', enable=True, show=True, wait_time=2, out_dir={show!r}, "
+                   "interval=4)", ""),
+    "mmdet": ("MiniDetVisualizationHook", ["--show-dir", "shown", "--show", "--wait-time", "0.5"],
+              "dict(type='MiniDetVisualizationHook', draw=True, show=True, wait_time=0.5, test_out_dir='shown')", ""),
+    "mmseg": ("MiniSegVisualizationHook", ["--show-dir", "{show}"], "dict(type='MiniSegVisualizationHook', draw=True)",
+              "visualizer.update(save_dir={show!r})\n"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("style", list(SHOW_STYLES))
+def test_show_flags_draw_as_the_toolboxs_test_script(runs, style):
+    """--show/--show-dir/--wait-time/--interval turn the config's visualization hook on as its toolbox's tools/test.py
+    does: the same images in the same places, the same windows, as MMEngine's Runner with the hook so set."""
+    root, run, config, last, _, _ = runs
+    if config.name != "mini_cls.py":
+        pytest.skip("one config is enough: the hooks act after each test iteration alike")
+    hook, flags, turned_on, visualizer = SHOW_STYLES[style]
+    drawn = {}
+    for who in ("mmengine", "ours"):
+        show = root / f"show_{style}_{who}"
+        show.mkdir()
+        on = turned_on.format(show=str(show / "images")) if who == "mmengine" else f"dict(type={hook!r})"
+        user = root / f"show_{style}_{who}.py"
+        user.write_text(f"_base_ = [{str(config)!r}]\nvisualizer = dict(type='MiniVisualizer', vis_backends=["
+                        f"dict(type='LocalVisBackend')], show_log={str(show / 'windows.txt')!r})\n"
+                        f"default_hooks = dict(visualization={on})\n"
+                        + (visualizer.format(show=str(show / "images")) if who == "mmengine" else ""))
+        if who == "mmengine":
+            run(sys.executable, str(HERE / "mmengine_train.py"), str(user), str(show / "work"), "test",
+                str(root / "mmengine" / f"{last}.pth"))
+        else:
+            run(str(COMMAND), "test", str(user), str(root / "mmengine" / f"{last}.pth"), "--work-dir", str(show / "work"),
+                *[flag.format(show=str(show / "images")) for flag in flags])
+        images = sorted(p for p in show.rglob("*.png"))
+        names = ["/".join(p.relative_to(show).parts[2 if p.parts[len(show.parts)] == "work" else 0:]) for p in images]
+        windows = (show / "windows.txt").read_text().splitlines() if (show / "windows.txt").exists() else []
+        drawn[who] = names, [np.asarray(cv2.imread(str(p))) for p in images], windows
+    (names, images, windows), (our_names, our_images, our_windows) = drawn["mmengine"], drawn["ours"]
+    assert our_names == names and names
+    assert our_windows == windows and (windows or style == "mmseg")
+    for mine, theirs in zip(our_images, images):
+        np.testing.assert_array_equal(mine, theirs)

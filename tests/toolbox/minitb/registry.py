@@ -10,6 +10,7 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
 MODELS = Registry("model", parent=MMENGINE_MODELS, locations=["minitb.models"])
@@ -18,9 +19,10 @@ TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, locations=["minit
 DATA_SAMPLERS = Registry("data sampler", parent=MMENGINE_DATA_SAMPLERS, locations=["minitb.datasets"])
 FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, locations=["minitb.datasets"])
 METRICS = Registry("metric", parent=MMENGINE_METRICS, locations=["minitb.evaluation"])
-HOOKS = Registry("hook", parent=MMENGINE_HOOKS, locations=["minitb.engine"])
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, locations=["minitb.engine", "minitb.visualization"])
 LOOPS = Registry("loop", parent=MMENGINE_LOOPS, locations=["minitb.engine"])
 OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, locations=["minitb.engine"])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     "optimizer wrapper constructor", parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, locations=["minitb.engine"]
 )
+VISUALIZERS = Registry("visualizer", parent=MMENGINE_VISUALIZERS, locations=["minitb.visualization"])

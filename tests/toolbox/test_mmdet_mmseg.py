@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -139,9 +140,9 @@ def write_coco(root: Path) -> None:
         (root / "annotations" / f"{split}.json").write_text(text)
 
 
-def run(*args: str) -> str:
+def run(*args: str, env: dict[str, str] | None = None) -> str:
     """Run a command; return its stdout and stderr together (the loggers write to either)."""
-    done = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stdout + done.stderr
 
@@ -192,3 +193,29 @@ def test_a_real_mmseg_or_mmdet_config_trains_as_mmengine(tmp_path: Path, case: s
     metric = "mIoU" if toolbox == "mmseg" else "coco/bbox_mAP"
     assert len(expected) == 2 and all(metric in dict(pairs) for pairs in expected), expected
     assert val_metrics(ours_out) == expected
+    check_test_show_dir_is_the_toolboxs(tmp_path, toolbox, ours_cfg, theirs_cfg)
+
+
+def check_test_show_dir_is_the_toolboxs(tmp_path: Path, toolbox: str, ours_cfg: Path, theirs_cfg: Path) -> None:
+    """``mm2lightning test --show-dir`` draws the images the toolbox's own ``tools/test.py --show-dir`` draws from the
+    same checkpoint, with the same names: mmdet's under ``work_dir/<timestamp>/<show_dir>``, mmseg's through the
+    visualizer's backend under ``<show_dir>/vis_data/vis_image``."""
+    import cv2
+
+    script = Path(importlib.import_module(toolbox).__file__).parent / ".mim" / "tools" / "test.py"
+    checkpoint = str(tmp_path / "mmengine_run" / "iter_4.pth")
+    images = {}
+    for who in ("theirs", "ours"):
+        work_dir, show_dir = tmp_path / f"test_{who}", "shown" if toolbox == "mmdet" else str(tmp_path / f"shown_{who}")
+        flags = [checkpoint, "--work-dir", str(work_dir), "--show-dir", show_dir,
+                 "--cfg-options", "default_hooks.visualization.interval=1"]  # mmseg's: every iteration, not every 50th
+        if who == "theirs":
+            run(sys.executable, str(script), str(theirs_cfg), *flags,
+                env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"))  # MMEngine's torch.load of its file
+        else:
+            run(str(COMMAND), "test", str(ours_cfg), *flags)
+        drawn = work_dir.glob("*/shown/*") if toolbox == "mmdet" else Path(show_dir).glob("vis_data/vis_image/*.png")
+        images[who] = {p.name: cv2.imread(str(p)) for p in drawn}
+    assert len(images["theirs"]) == 2 and sorted(images["ours"]) == sorted(images["theirs"])  # the 2 test images
+    for name, pixels in images["theirs"].items():
+        np.testing.assert_array_equal(images["ours"][name], pixels, err_msg=name)

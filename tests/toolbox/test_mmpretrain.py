@@ -142,6 +142,7 @@ def test_a_real_mmpretrain_config_trains_as_mmengine(tmp_path, data, case):
         check_converted_checkpoint_predicts_as_mmengines(tmp_path, theirs_cfg, data)
     if case == "resnet18_cifar":
         check_drawn_images_are_mmengines(tmp_path)
+        check_test_show_dir_is_mmpretrains(tmp_path, ours_cfg, theirs_cfg)
 
 
 def check_drawn_images_are_mmengines(tmp_path: Path) -> None:
@@ -156,6 +157,29 @@ def check_drawn_images_are_mmengines(tmp_path: Path) -> None:
     for name, pixels in reference.items():
         differ = np.argwhere((ours[name] != pixels).any(-1))
         assert differ.size == 0, (name, len(differ), differ[:10].tolist(), ours[name].shape, pixels.shape)
+
+
+def check_test_show_dir_is_mmpretrains(tmp_path: Path, ours_cfg: Path, theirs_cfg: Path) -> None:
+    """``mm2lightning test --show-dir D --interval 3`` draws the images mmpretrain's own ``tools/test.py`` draws
+    with the same flags, from the same checkpoint, into the same files."""
+    import cv2
+
+    checkpoint = str(tmp_path / "mmengine_run" / "epoch_2.pth")
+    flags = ["--interval", "3", "--out", str(tmp_path / "{}.json"), "--out-item", "metrics"]
+    run(sys.executable, str(CONFIGS.parent / "tools" / "test.py"), str(theirs_cfg), checkpoint, "--work-dir",
+        str(tmp_path / "test_theirs"), "--show-dir", str(tmp_path / "shown_theirs"),
+        *[flag.format("theirs") for flag in flags], env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"))
+    run(str(COMMAND), "test", str(ours_cfg), checkpoint, "--work-dir", str(tmp_path / "test_ours"), "--show-dir",
+        str(tmp_path / "shown_ours"), *[flag.format("ours") for flag in flags])
+    reference = {p.name: cv2.imread(str(p)) for p in (tmp_path / "shown_theirs").glob("*.png")}
+    ours = {p.name: cv2.imread(str(p)) for p in (tmp_path / "shown_ours").glob("*.png")}
+    # samples 0, 3 and 6 of the 8: class_0/0.png, class_1/1.png, class_3/0.png, named by file name and step
+    assert sorted(reference) == ["0.png_0.png", "1.png_0.png"] and sorted(ours) == sorted(reference)
+    for name, pixels in reference.items():
+        np.testing.assert_array_equal(ours[name], pixels, err_msg=name)
+    metrics = {who: json.loads((tmp_path / f"{who}.json").read_text()) for who in ("theirs", "ours")}
+    assert list(metrics["ours"]) == list(metrics["theirs"])
+    assert metrics["ours"] == pytest.approx(metrics["theirs"], abs=1e-4)
 
 
 def check_converted_checkpoint_predicts_as_mmengines(tmp_path: Path, cfg: Path, data: Path) -> None:

@@ -23,6 +23,7 @@ came from. Errors during training keep their traceback.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import traceback
@@ -138,8 +139,16 @@ def _load_config(args: argparse.Namespace) -> Config:
 
 
 def _use_tta(cfg: Config) -> None:
-    """``--tta`` as mmdet's and mmseg's ``tools/test.py``: the config's ``tta_model`` around its model, its
-    ``tta_pipeline`` as the test data's pipeline."""
+    """``--tta`` as the toolboxes' ``tools/test.py``: the config's ``tta_model`` around its model, its
+    ``tta_pipeline`` as the test data's pipeline; under ``default_scope='mmpretrain'`` both have mmpretrain's
+    defaults (scores averaged over the test pipeline with and without a horizontal flip)."""
+    if cfg.get("default_scope") == "mmpretrain":  # as mmpretrain's tools/test.py
+        cfg.setdefault("tta_model", dict(type="mmpretrain.AverageClsScoreTTA"))
+        if "tta_pipeline" not in cfg:
+            test_pipeline = cfg.test_dataloader.dataset.pipeline
+            flips = [dict(type="RandomFlip", prob=1.0), dict(type="RandomFlip", prob=0.0)]
+            flip_tta = dict(type="TestTimeAug", transforms=[flips, [test_pipeline[-1]]])
+            cfg.tta_pipeline = [*copy.deepcopy(test_pipeline[:-1]), flip_tta]
     for key in ("tta_model", "tta_pipeline"):
         if key not in cfg:
             raise ConfigError(f"--tta: Cannot find ``{key}`` in config. Can't use tta !")

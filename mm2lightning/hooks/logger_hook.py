@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from mm2lightning.hooks.hook import Hook
 from mm2lightning.runner.options import refuse
@@ -28,6 +32,8 @@ class LoggerHook(Hook):
     - ``log_metric_by_epoch``: validation scalars go to the visualizer against the epoch (``True``)
       or the iteration.
 
+    - after a test, the test epoch's tag (its metrics, and the mean ``time``/``data_time``) goes to
+      ``<log_dir>/<json_log_path>`` (:meth:`dump_test_tag`, MMEngine's ``after_test_epoch``);
     - ``out_dir``: at the end of each run the log directory's files ending with ``out_suffix`` are copied to
       ``out_dir/<work_dir's name>/`` (:meth:`copy_logs`), and removed locally with ``keep_local=False``.
 
@@ -82,6 +88,14 @@ class LoggerHook(Hook):
         self.out_suffix = out_suffix
         self.keep_local = keep_local
         self.log_metric_by_epoch = log_metric_by_epoch
+        self.json_log_path: str | None = None  # '<timestamp>.json', set by the Runner (MMEngine's before_run)
+
+    def dump_test_tag(self, tag: dict[str, Any], log_dir: str | Path) -> None:
+        """The test epoch's ``tag`` to ``<log_dir>/<json_log_path>`` in JSON, values made JSON-friendly (tensors
+        and arrays as lists, others dropped), as MMEngine's ``LoggerHook.after_test_epoch``."""
+        if self.json_log_path is not None:
+            with open(Path(log_dir) / self.json_log_path, "w") as f:
+                json.dump(_json_friendly(tag), f)
 
     def copy_logs(self, log_dir: str | Path, work_dir: str | Path, logger: Any = None) -> list[Path]:
         """MMEngine's ``after_run``: copy the files under ``log_dir`` whose names end with ``out_suffix`` to
@@ -107,3 +121,17 @@ class LoggerHook(Hook):
             for source in sources:
                 source.unlink()
         return copies
+
+
+def _json_friendly(value: Any) -> Any:
+    """MMEngine's ``LoggerHook._process_tags``: lists, dicts and JSON scalars kept, tensors and arrays as lists,
+    anything else ``None``."""
+    if isinstance(value, (list, tuple)):
+        return [_json_friendly(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_friendly(item) for key, item in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return value.tolist()
+    return None

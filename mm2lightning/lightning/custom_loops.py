@@ -47,8 +47,11 @@ def record_metrics(runner: Any, stage: str, loop: Any, metrics: Mapping[str, Any
     if hook is None:
         return
     state = _LoopRunner(runner, loop, fitting)
-    tag, line = runner.log_processor.get_log_after_epoch(state, len(loop.dataloader), stage)
+    length = len(loop.dataloader)
+    tag, line = runner.log_processor.get_log_after_epoch(state, length, stage, with_non_scalar=stage == "test")
     runner.logger.info(line)
+    if stage == "test" and runner.rank == 0:
+        hook.dump_test_tag(tag, runner.log_dir)
     if stage == "val" and runner.visualizer is not None:
         step = state.epoch if hook.log_metric_by_epoch else state.iter
         runner.visualizer.add_scalars(tag, step=step, file_path=runner.module.json_log_path)

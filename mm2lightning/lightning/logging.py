@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -350,9 +351,11 @@ class TrainLogPath:
             epoch = trainer.current_epoch + epoch_done if fitting and trainer.max_epochs not in (None, -1) else 0
             state = _RunnerState(self._module, hub, trainer.global_step, epoch)
             length = len(state.val_loop.dataloader if stage == "val" else state.test_loop.dataloader)
-            tag, log_str = self.log_processor.get_log_after_epoch(state, length, stage)
+            tag, log_str = self.log_processor.get_log_after_epoch(state, length, stage, with_non_scalar=stage == "test")
             if self._module.text_logger is not None:
                 self._module.text_logger.info(log_str)
+                if stage == "test" and self._module.text_logger.log_file is not None:  # rank 0, with a log dir
+                    hook.dump_test_tag(tag, os.path.dirname(self._module.text_logger.log_file))
             if self._module.visualizer is not None and stage == "val":
                 step = epoch if hook.log_metric_by_epoch else trainer.global_step if fitting else 0
                 self._module.visualizer.add_scalars(tag, step=step, file_path=self._module.json_log_path)

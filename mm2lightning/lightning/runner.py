@@ -138,8 +138,6 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         callbacks: Sequence[pl.Callback] | None = None,
         loggers: Logger | Sequence[Logger] | None = None,
     ) -> None:
-        if launcher == "mpi":
-            refuse("Runner", "launcher", "launcher='mpi'")
         if launcher not in get_args(Launcher):
             raise ValueError(f"launcher must be one of {list(get_args(Launcher))}, but got {launcher!r}")
         self.env_cfg = check_env_cfg(env_cfg)
@@ -234,6 +232,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self.module.text_logger = self.logger  # MMEngine's text log lines at each log step
         self.module.visualizer = self.visualizer  # and LoggerHook's scalars
         self.module.json_log_path = f"{self.timestamp}.json"
+        if setup.logger_hook is not None:
+            setup.logger_hook.json_log_path = self.module.json_log_path
         self.module.checkpoint_meta = self._meta  # the same dict: a seed settled later is saved too
         # hooks' runner view, from load_checkpoint on; the Runner's counters are the same view's
         self._view = (

@@ -22,11 +22,12 @@ from mm2lightning.lightning.fsdp_config import FSDP_STRATEGY_TYPES, FSDP_WRAPPER
 from mm2lightning.lightning.strategy import MMDDPStrategy, SeparateDDPStrategy
 from mm2lightning.model.wrappers import MMDistributedDataParallel, MMSeparateDistributedDataParallel
 from mm2lightning.optim import OptimWrapper, OptimWrapperDict
+from mm2lightning.lightning.mpi_environment import mpi_trainer_args
 from mm2lightning.registry import MODEL_WRAPPERS, OPTIMIZERS
 from mm2lightning.runner.options import OPTIONS, UnsupportedOptionError, refuse, refuse_set
 from mm2lightning.runner.priority import get_priority
 
-Launcher = Literal["none", "pytorch", "slurm"]
+Launcher = Literal["none", "pytorch", "slurm", "mpi"]
 
 _DEFAULT_HOOKS: dict[str, dict[str, Any]] = dict(
     runtime_info=dict(type="RuntimeInfoHook"),
@@ -54,6 +55,8 @@ def process_rank(launcher: str) -> int:
         return int(os.environ.get("RANK", 0))
     if launcher == "slurm":
         return int(os.environ.get("SLURM_PROCID", 0))
+    if launcher == "mpi":
+        return int(os.environ.get("OMPI_COMM_WORLD_RANK", 0))
     return 0
 
 
@@ -70,6 +73,8 @@ def launcher_trainer_args(launcher: str) -> dict[str, Any]:
             )
         world, local = int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"])
         return dict(devices=local, num_nodes=world // local, plugins=[TorchElasticEnvironment()])
+    if launcher == "mpi":
+        return mpi_trainer_args()
     missing = [k for k in ("SLURM_NTASKS", "SLURM_NNODES", "SLURM_PROCID") if k not in os.environ]
     if missing:
         raise RuntimeError(f"launcher='slurm' expects to run under srun, but {', '.join(missing)} is not set")

@@ -59,8 +59,8 @@ OPTIONS: tuple[Option, ...] = tuple(
                "iteration-based runs under a launcher are refused"),
         Option("Runner", "load_from", "partly", "a file, an http(s):// URL, an open-mmlab:// or torchvision:// name "
                "(downloaded into torch's hub cache, as MMEngine); file-backend schemes (s3://, ...) are refused"),
-        Option("Runner", "launcher", "partly", "'none', 'pytorch', 'slurm'; 'mpi' is refused: Lightning has no MPI "
-               "cluster environment"),
+        Option("Runner", "launcher", "same", "'none', 'pytorch' (torchrun), 'slurm' (srun), 'mpi' (Open MPI's "
+               "mpirun: OMPI_COMM_WORLD_* and MASTER_ADDR, as MMEngine's init_dist): Lightning cluster environments"),
     ]
     + _options("train_cfg", "same", "by_epoch max_epochs max_iters val_begin val_interval dynamic_intervals")
     + [
@@ -144,14 +144,15 @@ OPTIONS: tuple[Option, ...] = tuple(
                "config --work-dir --resume --amp --auto-scale-lr --cfg-options --no-validate --no-pin-memory "
                "--no-persistent-workers --local_rank")
     + [
-        Option("tools/train.py", "--launcher", "partly", "none, pytorch, slurm; mpi is refused"),
-        Option("tools/test.py", "--launcher", "partly", "none, pytorch, slurm; mpi is refused"),
+        Option("tools/train.py", "--launcher", "same", "none, pytorch, slurm, mpi: the Runner's launcher"),
+        Option("tools/test.py", "--launcher", "same", "none, pytorch, slurm, mpi: the Runner's launcher"),
     ]
     + _options("tools/test.py", "same", "config checkpoint --work-dir --cfg-options --no-pin-memory --local_rank")
     + [Option("tools/test.py", "--out", "same", "the predictions to a .pkl file, as MMEngine's DumpResults"),
        Option("tools/test.py", "--amp", "same", "test_cfg.fp16=True: the test under autocast"),
        Option("tools/test.py", "--tta", "same", "the config's tta_model around its model and tta_pipeline as the test "
-              "pipeline (both required, as mmdet's and mmseg's tools; mmpretrain's defaults are not filled in)")]
+              "pipeline (required, as mmdet's and mmseg's tools; with default_scope='mmpretrain' mmpretrain's "
+              "defaults when missing: AverageClsScoreTTA over a flip TestTimeAug)")]
     + [Option("tools/test.py", "--out-item", "same", "with --out: 'metrics' dumps the metrics (.pkl/.json/.yaml), "
               "'pred' the predictions, as mmpretrain's tools/test.py"),
        Option("tools/test.py", "--show", "same", "turns the config's default_hooks.visualization on to display, as "

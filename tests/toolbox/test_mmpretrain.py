@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -180,6 +181,20 @@ def check_test_show_dir_is_mmpretrains(tmp_path: Path, ours_cfg: Path, theirs_cf
     metrics = {who: json.loads((tmp_path / f"{who}.json").read_text()) for who in ("theirs", "ours")}
     assert list(metrics["ours"]) == list(metrics["theirs"])
     assert metrics["ours"] == pytest.approx(metrics["theirs"], abs=1e-4)
+
+    # --tta without tta_model/tta_pipeline in the config: mmpretrain's defaults (flip TTA, averaged scores)
+    for who in ("theirs", "ours"):
+        out = ["--out", str(tmp_path / f"tta_{who}.pkl"), "--work-dir", str(tmp_path / f"tta_{who}"),
+               "--cfg-options", "default_hooks.visualization.enable=False"]  # mmpretrain's hook cannot draw TTA views
+        if who == "theirs":
+            run(sys.executable, str(CONFIGS.parent / "tools" / "test.py"), str(theirs_cfg), checkpoint, "--tta", *out,
+                env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"))
+        else:
+            run(str(COMMAND), "test", str(ours_cfg), checkpoint, "--tta", *out)
+    tta = {who: pickle.loads((tmp_path / f"tta_{who}.pkl").read_bytes()) for who in ("theirs", "ours")}
+    assert len(tta["ours"]) == len(tta["theirs"]) == 8
+    for mine, theirs in zip(tta["ours"], tta["theirs"]):
+        torch.testing.assert_close(mine["pred_score"], theirs["pred_score"], rtol=0, atol=1e-5)
 
 
 def check_converted_checkpoint_predicts_as_mmengines(tmp_path: Path, cfg: Path, data: Path) -> None:

@@ -86,6 +86,19 @@ def test_mm2lightning_test_reports_mmengines_metric(runs):
     line = done.stdout.strip().splitlines()[-1]
     name, value = line.split("=")
     assert name == "mini/top1" and float(value) == pytest.approx(expected["mini/top1"], abs=1e-4)
+    assert_same_test_json(root / "test", root / "mmengine_test")
+
+
+def assert_same_test_json(ours: Path, reference: Path) -> None:
+    """LoggerHook's ``<log_dir>/<timestamp>.json`` after a test: the test epoch's tag, as MMEngine's."""
+    (theirs_file,) = reference.glob("*/*.json")
+    (our_file,) = ours.glob("*/*.json")
+    assert our_file.name == f"{our_file.parent.name}.json"
+    theirs, mine = json.loads(theirs_file.read_text()), json.loads(our_file.read_text())
+    assert list(mine) == list(theirs) and "time" in theirs
+    for key, value in theirs.items():
+        if key not in ("time", "data_time"):  # IterTimerHook's clock
+            assert mine[key] == pytest.approx(value, abs=1e-4), key
 
 
 def test_a_toolbox_test_loop_runs_its_own_run_as_mmengines(runs):
@@ -102,6 +115,7 @@ def test_a_toolbox_test_loop_runs_its_own_run_as_mmengines(runs):
     assert list(reported) == list(expected)
     for name, value in expected.items():
         assert float(reported[name]) == pytest.approx(value, abs=1e-4), name
+    assert_same_test_json(root / "loop", root / "mmengine_loop")
 
 
 def test_training_with_a_toolbox_val_loop_equals_mmengines(runs):

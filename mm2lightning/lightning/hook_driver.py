@@ -90,10 +90,11 @@ class HookDriver(pl.Callback):
             self.view = RunnerView(module, self._runner, self._by_epoch)
         return self.view
 
-    def register(self, hook: Any, priority: Any = None) -> None:
-        """Register one more hook (see :meth:`HookList.register`), placed by its priority."""
-        self.hooks.register(hook, priority)
+    def register(self, hook: Any, priority: Any = None) -> Any:
+        """Register one more hook (see :meth:`HookList.register`), placed by its priority; returns it (built)."""
+        hook = self.hooks.register(hook, priority)
         self._calls = {stage: self.hooks.at(stage) for stage in Hook.stages}
+        return hook
 
     def call(self, stage: str, **kwargs: Any) -> None:
         """Call ``stage`` on every hook that acts at it, in order."""

@@ -214,6 +214,8 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         setup = hook_callbacks(default_hooks, custom_hooks, self.work_dir, epoch_based_loop)
         self._hook_callbacks, self._hook_trainer_args, hooks = setup.callbacks, setup.trainer_kwargs, setup.hooks
         self._hook_driver = HookDriver(hooks, runner=self, by_epoch=epoch_based_loop) if len(hooks) else None
+        self._hooks_in_order = setup.in_order
+        self.logger.info(f"Hooks will be executed in the following order:\n{self.get_hooks_info()}")
         self.module = MMLightningModule(
             model,
             optim_wrapper=optim_wrapper,

@@ -47,6 +47,26 @@ _PRIORITIES = dict(  # MMEngine's built-in hooks' priorities: the only ones thei
     RuntimeInfoHook="VERY_HIGH", IterTimerHook="NORMAL", DistSamplerSeedHook="NORMAL", LoggerHook="BELOW_NORMAL",
     ParamSchedulerHook="LOW", CheckpointHook="VERY_LOW",
 )
+_EVAL = ("after_val_epoch", "after_test_epoch")
+_BUILT_IN_STAGES = dict(  # the points MMEngine 0.10.7's built-in hooks act at (their get_triggered_stages)
+    RuntimeInfoHook=("before_run", "before_train", "before_train_epoch", "before_train_iter", "after_train_iter",
+                     "before_val", *_EVAL[:1], "after_val", "after_train", "before_test", *_EVAL[1:], "after_test"),
+    IterTimerHook=("before_train", "before_train_epoch", "before_train_iter", "after_train_iter", "after_train_epoch",
+                   "before_val_epoch", "before_val_iter", "after_val_iter", "after_val_epoch", "before_test_epoch",
+                   "before_test_iter", "after_test_iter", "after_test_epoch"),
+    DistSamplerSeedHook=("before_train_epoch",),
+    LoggerHook=("before_run", "after_train_iter", "after_val_iter", "after_val_epoch", "after_test_iter",
+                "after_test_epoch", "after_run"),
+    ParamSchedulerHook=("after_train_iter", "after_train_epoch", "after_val_epoch"),
+    CheckpointHook=("before_train", "after_train_iter", "after_train_epoch", "after_val_epoch", "after_train"),
+)  # fmt: skip
+
+
+def _built_in_stand_in(hook_type: str) -> Any:
+    """An object that stands for a built-in hook in the hooks' order (``Runner.get_hooks_info``): its class
+    name, priority and hook points, as MMEngine's."""
+    points = {stage: lambda *args, **kwargs: None for stage in _BUILT_IN_STAGES[hook_type]}
+    return type(hook_type, (), dict(points, priority=_PRIORITIES[hook_type]))()
 
 
 def process_rank(launcher: str) -> int:
@@ -195,6 +215,7 @@ class HookSetup(NamedTuple):
     hooks: HookList  # MMEngine hooks for a HookDriver
     built_ins: frozenset[str]  # the built-in hooks in effect: 'ParamSchedulerHook', 'LoggerHook', ...
     logger_hook: LoggerHook | None  # the LoggerHook's options (None: no LoggerHook)
+    in_order: HookList  # every hook in MMEngine's call order, the built-in ones as stand-ins (get_hooks_info)
 
 
 def hook_callbacks(
@@ -222,7 +243,7 @@ def hook_callbacks(
             )
     callbacks: list[pl.Callback] = []
     trainer_kwargs: dict[str, Any] = {}
-    mm_hooks = HookList()
+    mm_hooks, in_order = HookList(), HookList()
     built_ins: set[str] = set()
     logger_hook: LoggerHook | None = None
     for name, hook in hooks.items():
@@ -248,21 +269,23 @@ def hook_callbacks(
             raise UnsupportedOptionError(
                 f"default_hooks[{name!r}]: {hook_type} takes no options, but got {sorted(set(hook) - {'type', 'priority'})}"
             )
+        if hook_type in _PRIORITIES:
+            in_order.register(_built_in_stand_in(hook_type))
         if hook_type == "CheckpointHook":
             callbacks.append(_checkpoint_callback(hook, work_dir, epoch_based_loop))
         elif hook_type == "LoggerHook":
             logger_hook = _logger_hook(hook, name)
             trainer_kwargs["log_every_n_steps"] = logger_hook.interval
         elif hook_type not in _BUILT_IN_HOOKS:
-            _register(mm_hooks, hook, f"default_hooks[{name!r}]")
+            in_order.register(_register(mm_hooks, hook, f"default_hooks[{name!r}]"))
     for index, hook in enumerate(custom_hooks or []):
         if isinstance(hook, pl.Callback):
             callbacks.append(hook)
         else:
-            _register(mm_hooks, hook, f"custom_hooks[{index}]")
+            in_order.register(_register(mm_hooks, hook, f"custom_hooks[{index}]"))
     if "LoggerHook" not in built_ins:
         trainer_kwargs["log_every_n_steps"] = 0  # MMEngine without a LoggerHook writes no logs
-    return HookSetup(callbacks, trainer_kwargs, mm_hooks, frozenset(built_ins), logger_hook)
+    return HookSetup(callbacks, trainer_kwargs, mm_hooks, frozenset(built_ins), logger_hook, in_order)
 
 
 def _logger_hook(hook: Any, name: str) -> LoggerHook:
@@ -281,10 +304,10 @@ def _logger_hook(hook: Any, name: str) -> LoggerHook:
     return hook
 
 
-def _register(hooks: HookList, hook: Any, where: str) -> None:
-    """Register ``hook``; an error names where in the config it came from."""
+def _register(hooks: HookList, hook: Any, where: str) -> Any:
+    """Register ``hook`` and return it (built); an error names where in the config it came from."""
     try:
-        hooks.register(copy.copy(hook) if isinstance(hook, Mapping) else hook)
+        return hooks.register(copy.copy(hook) if isinstance(hook, Mapping) else hook)
     except (TypeError, ValueError, KeyError, AttributeError) as error:
         raise type(error)(f"{where}: {error}") from error
 

@@ -17,12 +17,14 @@ from mm2lightning.dataset import build_dataloader as _build_dataloader
 from mm2lightning.dist import get_rank, get_world_size, is_distributed
 from mm2lightning.errors import AssertKeyError, AssertTypeError
 from mm2lightning.evaluator import build_evaluator as _build_evaluator
-from mm2lightning.lightning.custom_loops import build_custom_loop, record_metrics
+from mm2lightning.lightning.custom_loops import build_custom_loop, is_custom_loop, record_metrics
+from mm2lightning.hooks.hook import Hook, triggered_stages
 from mm2lightning.lightning.hook_driver import HookDriver
-from mm2lightning.lightning.runner_args import launcher_trainer_args, process_rank
+from mm2lightning.lightning.runner_args import launcher_trainer_args, process_rank, train_loop_trainer_args
 from mm2lightning.lightning.runner_args import scale_lr as _scale_lr
 from mm2lightning.logging import MessageHub, MMLogger
 from mm2lightning.lightning.runner_view import RunnerView
+from mm2lightning.lightning.vis_loggers import LocalVisLogger, build_visualizer, loggers_from_vis_backends
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.optim import build_optim_wrapper as _build_optim_wrapper
 from mm2lightning.optim.scheduler import build_param_schedulers
@@ -30,6 +32,7 @@ from mm2lightning.registry import MODELS
 from mm2lightning.runner.environment import check_env_cfg, setup_env
 from mm2lightning.runner.log_processor import LogProcessor
 from mm2lightning.runner.options import find, refuse
+from mm2lightning.runner.priority import Priority
 
 
 class EvalLoop:
@@ -77,6 +80,8 @@ class RunnerAttributes:
     _hook_driver: HookDriver | None
     _trainer: Any
     _custom_loop_cfgs: dict[str, Any]
+    _hooks_in_order: Any
+    _fp16_stages: tuple[str, ...]
     experiment_name: str
     deterministic: bool
     _diff_rank_seed: bool
@@ -167,13 +172,73 @@ class RunnerAttributes:
 
     def _custom_loop(self, stage: str) -> Any:
         if stage not in self._custom_loops:
+            self._custom_loops[stage] = self._build_eval_loop(stage, self._custom_loop_cfgs[stage])
+        return self._custom_loops[stage]
+
+    # ------------------------------------------------------------ loop builders (MMEngine's signatures)
+    def build_train_loop(self, loop: Any) -> Any:
+        """MMEngine's: a loop object as it is; a config must be this Runner's ``train_cfg`` (Lightning's fit
+        loop runs it), and gives ``runner.train_loop``.
+
+        Raises:
+            TypeError: Neither a loop nor a dict. RuntimeError: ``type`` and ``by_epoch`` both given (MMEngine's).
+            UnsupportedOptionError: A config other than this Runner's ``train_cfg``.
+        """
+        if not isinstance(loop, Mapping):
+            if callable(getattr(loop, "run", None)):
+                return loop
+            raise TypeError(f"train_loop should be a Loop object or dict, but got {loop}")
+        if "type" in loop and "by_epoch" in loop:
+            raise RuntimeError("Only one of `type` or `by_epoch` can exist in `loop_cfg`.")
+        flags, schedule = train_loop_trainer_args(loop)
+        same = self._schedule is not None and flags == self._loop_flags and all(
+            getattr(schedule, key) == getattr(self._schedule, key)
+            for key in ("by_epoch", "val_begin", "_milestones", "_intervals"))  # fmt: skip
+        if not same:
+            refuse("Runner attribute", "build_train_loop", f"build_train_loop({dict(loop)!r})")
+        return self.train_loop
+
+    def build_val_loop(self, loop: Any) -> Any:
+        """MMEngine's: a loop object as it is; a ``LOOPS`` type built with this Runner, its val data and evaluator
+        (its ``run()`` runs here); ``ValLoop``'s config gives ``runner.val_loop`` (with ``val_cfg``'s ``fp16``)."""
+        return self._build_eval_loop("val", loop)
+
+    def build_test_loop(self, loop: Any) -> Any:
+        """As :meth:`build_val_loop`, for the test data and ``TestLoop``."""
+        return self._build_eval_loop("test", loop)
+
+    def _build_eval_loop(self, stage: str, loop: Any) -> Any:
+        if not isinstance(loop, Mapping):
+            if callable(getattr(loop, "run", None)):
+                return loop
+            raise TypeError(f"{stage}_loop should be a Loop object or dict, but got {loop}")
+        if is_custom_loop(stage, loop):
             evaluator = self._evaluator_cfgs[stage]  # as MMEngine: the loop builds a config (runner.build_evaluator)
             if not isinstance(evaluator, (dict, list)):
                 evaluator = getattr(self.module, f"{stage}_evaluator")
-            self._custom_loops[stage] = build_custom_loop(
-                self._custom_loop_cfgs[stage], self, self._dataloaders[stage], evaluator
-            )
-        return self._custom_loops[stage]
+            return build_custom_loop(loop, self, self._dataloaders[stage], evaluator)
+        options = {k: v for k, v in loop.items() if k != "type"}
+        if set(options) - {"fp16"}:
+            raise TypeError(f"{stage.capitalize()}Loop got unexpected keyword arguments {sorted(set(options) - {'fp16'})}")
+        if bool(options.get("fp16", False)) != (stage in self._fp16_stages):
+            refuse("Runner attribute", f"build_{stage}_loop", f"build_{stage}_loop(fp16={options.get('fp16')}) "
+                   f"other than {stage}_cfg's")  # fmt: skip
+        return EvalLoop(self, stage)
+
+    def build_visualizer(self, visualizer: Any = None) -> Any:
+        """MMEngine's: ``None`` gives a ``Visualizer`` named after the experiment writing ``<log_dir>/vis_data``
+        (``LocalVisBackend``); a visualizer as it is; a dict built with ``name`` and ``save_dir`` defaults. Its
+        ``vis_backends`` are Lightning loggers attached to it (each written through the visualizer)."""
+        if visualizer is None:
+            visualizer = dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")])
+        if not isinstance(visualizer, Mapping):
+            return build_visualizer(visualizer, self.experiment_name, self.log_dir)
+        save_dir = Path(visualizer.get("save_dir", self.log_dir))
+        loggers = loggers_from_vis_backends(visualizer.get("vis_backends"), save_dir, self.experiment_name)
+        for logger in loggers:
+            if isinstance(logger, LocalVisLogger):
+                logger.json_log_path = f"{self.timestamp}.json"
+        return build_visualizer(visualizer, self.experiment_name, self.log_dir, loggers=loggers)
 
     # ------------------------------------------------------------ processes
     @property
@@ -391,7 +456,21 @@ class RunnerAttributes:
             self._hook_driver = HookDriver([], runner=self, by_epoch=self._view.by_epoch)
             self.module.hook_driver = self._hook_driver
             self._view = self._hook_driver.bind(self.module)
-        self._hook_driver.register(hook, priority)
+        self._hooks_in_order.register(self._hook_driver.register(hook, priority))
+
+    def get_hooks_info(self) -> str:
+        """Each hook point's hooks, in call order, with their priorities: MMEngine's text (the built-in hooks,
+        Lightning callbacks here, are listed where MMEngine's would run)."""
+        stages: dict[str, list[str]] = {stage: [] for stage in Hook.stages}
+        for hook in self._hooks_in_order:
+            try:
+                priority = Priority(hook.priority).name
+            except ValueError:
+                priority = hook.priority
+            for stage in triggered_stages(hook):
+                stages[stage].append(f"({priority:<12}) {hook.__class__.__name__:<35}")
+        return "\n".join(f"{stage}:\n" + "\n".join(infos) + "\n -------------------- "
+                         for stage, infos in stages.items() if infos)  # fmt: skip
 
     def register_custom_hooks(self, hooks: list[Any]) -> None:
         """Register MMEngine hooks (instances or ``HOOKS`` configs), each through :meth:`register_hook`."""

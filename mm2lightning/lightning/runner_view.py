@@ -36,6 +36,15 @@ class _LoopView:
     def stop_training(self, value: bool) -> None:
         self._view.trainer.should_stop = bool(value)
 
+    @property
+    def runner(self) -> Any:
+        """The Runner (MMEngine's ``loop.runner``)."""
+        return self._view._runner
+
+    def run(self) -> Any:
+        """Train, as MMEngine's ``train_loop.run()``: the Runner's ``train()``."""
+        return self._view._runner.train()
+
 
 class _EpochLoopView(_LoopView):
     """``runner.train_loop`` of an epoch-based run."""

@@ -132,14 +132,21 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("Runner attribute", "resume", "partly", "resume(filename) resumes when training starts; "
                "resume_optimizer=False or resume_param_scheduler=False are refused"),
     ]
+    + [Option("Runner attribute", "build_train_loop", "partly", "a loop object as it is; a config only if it is "
+              "the Runner's train_cfg (runner.train_loop): Lightning's fit loop runs train_cfg"),
+       Option("Runner attribute", "build_val_loop", "partly", "a loop object as it is; a LOOPS type built with the "
+              "Runner, its val data and evaluator (run() runs here); ValLoop's config: runner.val_loop (another fp16 "
+              "than val_cfg's is refused)"),
+       Option("Runner attribute", "build_test_loop", "partly", "as build_val_loop, for the test data and TestLoop"),
+       Option("Runner attribute", "wrap_model", "refused", "Lightning's strategies wrap the model when a run starts "
+              "(runner.trainer.strategy)")]
     + _options("Runner attribute", "refused",
-               "build_train_loop build_val_loop build_test_loop wrap_model",
-               "Lightning's loops and strategies take their place (runner.trainer)")
-    + _options("Runner attribute", "refused",
-               "register_hooks register_default_hooks get_hooks_info",
+               "register_hooks register_default_hooks",
                "the built-in hooks are Lightning callbacks: give hooks to the constructor, or register_hook")
-    + [Option("Runner attribute", "build_visualizer", "refused", "done by the constructor (runner.visualizer): its "
-              "vis_backends become the Trainer's loggers")]
+    + [Option("Runner attribute", "get_hooks_info", "same", "MMEngine's text, the built-in hooks (Lightning "
+              "callbacks) listed where MMEngine's run; logged by the constructor, as MMEngine")]
+    + [Option("Runner attribute", "build_visualizer", "same", "a Visualizer as MMEngine's (default: LocalVisBackend "
+              "under log_dir); its vis_backends are Lightning loggers it writes through")]
     + _options("tools/train.py", "same",
                "config --work-dir --resume --amp --auto-scale-lr --cfg-options --no-validate --no-pin-memory "
                "--no-persistent-workers --local_rank")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import uuid
 
+import numpy as np
 import pytest
 import torch
 from test_runner_logging import _data, _run, make_metric, make_model_class
@@ -195,3 +196,94 @@ def test_logger_hub_randomness_and_lr_scaling_methods_as_mmengines(mmengine, tmp
     assert rates[0] == rates[1] == pytest.approx(0.02)
     with pytest.raises(AssertionError, match="Lack of `base_batch_size`"):
         ours.scale_lr(wrapper, dict(enable=True))
+
+
+def test_get_hooks_info_and_its_log_line_equal_mmengines(mmengine, tmp_path):
+    """Built-in hooks (Lightning callbacks here) listed where MMEngine's run, around the MMEngine hooks, with a
+    default hook replaced by None and a hook registered later; the constructor logs it, as MMEngine's."""
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.hooks import Hook as MMHook
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    class TrainCounter(MMHook):  # mmengine's Hook subclass: the same class for both Runners
+        priority = 45
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            pass
+
+    infos, lines = [], []
+    for runner_cls, base, metric, name in ((Runner, BaseModel, BaseMetric, "ours"),
+                                           (MMRunner, MMBaseModel, MMBaseMetric, "mmengine")):  # fmt: skip
+        runner = _runner(runner_cls, base, metric, tmp_path / name, custom_hooks=[dict(type="EMAHook"), TrainCounter()],
+                         default_hooks=dict(checkpoint=None, sampler_seed=None, logger=dict(type="LoggerHook", interval=5)))
+        runner.register_hook(TrainCounter(), priority="LOW")
+        infos.append(runner.get_hooks_info())
+        log = next((tmp_path / name).glob("*/*.log")).read_text()
+        lines.append(log.split("Hooks will be executed in the following order:\n")[1].split(" -------------------- \n")[:3])
+    assert infos[0] == infos[1] and "(45          ) TrainCounter" in infos[0]
+    assert lines[0] == lines[1]
+
+
+def test_loop_builders_as_mmengines(mmengine, tmp_path):
+    """build_train_loop/build_val_loop/build_test_loop: objects as they are, MMEngine's loop configs give the loops
+    this Runner runs, a custom loop class is built with the Runner, its data and evaluator and runs its own run()."""
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+    from mmengine.runner import ValLoop
+
+    from mm2lightning.runner.options import UnsupportedOptionError
+
+    class DoubleCheckLoop(ValLoop):  # a toolbox-style loop: its own run(), one more metric
+        def run(self):
+            metrics = dict(super().run())
+            return dict(metrics, batches=len(self.dataloader))
+
+    runners = dict(ours=_runner(Runner, BaseModel, BaseMetric, tmp_path / "ours"),
+                   mmengine=_runner(MMRunner, MMBaseModel, MMBaseMetric, tmp_path / "mmengine"))  # fmt: skip
+    results = {}
+    for name, runner in runners.items():
+        train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=2, val_begin=1)
+        train_loop = runner.build_train_loop(train_cfg)
+        assert runner.build_train_loop(train_loop) is train_loop
+        custom = runner.build_val_loop(dict(type=DoubleCheckLoop))
+        assert isinstance(custom, DoubleCheckLoop) and custom.runner is runner and len(custom.dataloader) == 3
+        val = runner.build_val_loop(dict(type="ValLoop"))
+        results[name] = (train_loop.max_epochs, train_loop.max_iters, dict(val.run()), dict(custom.run()))
+        for builder in (runner.build_train_loop, runner.build_val_loop, runner.build_test_loop):
+            with pytest.raises(TypeError, match="_loop should be a Loop object or dict, but got 3"):
+                builder(3)
+        with pytest.raises(RuntimeError, match="Only one of `type` or `by_epoch` can exist in `loop_cfg`."):
+            runner.build_train_loop(dict(type="EpochBasedTrainLoop", by_epoch=True, max_epochs=1))
+    assert results["ours"][:2] == results["mmengine"][:2] == (3, 30)
+    for ours, theirs in zip(results["ours"][2:], results["mmengine"][2:]):
+        assert list(ours) == list(theirs) and "mse" in ours
+        for key, value in theirs.items():
+            np.testing.assert_allclose(ours[key], value, rtol=0, atol=1e-6, err_msg=key)
+    assert results["ours"][3]["batches"] == 3
+    ours = runners["ours"]
+    with pytest.raises(UnsupportedOptionError, match="build_train_loop.*Lightning's fit loop runs train_cfg"):
+        ours.build_train_loop(dict(by_epoch=True, max_epochs=5))  # not the Runner's train_cfg
+    with pytest.raises(UnsupportedOptionError, match=r"build_val_loop\(fp16=True\) other than val_cfg's"):
+        ours.build_val_loop(dict(fp16=True))
+
+
+def test_build_visualizer_writes_as_mmengines(mmengine, tmp_path):
+    """A visualizer config (its LocalVisBackend a Lightning logger here) and the default one write MMEngine's
+    scalars.json lines."""
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    lines = {}
+    for name, (runner_cls, base, metric) in dict(ours=(Runner, BaseModel, BaseMetric),
+                                                 mmengine=(MMRunner, MMBaseModel, MMBaseMetric)).items():  # fmt: skip
+        runner = _runner(runner_cls, base, metric, tmp_path / name)
+        side = runner.build_visualizer(dict(type="Visualizer", name=f"side_{name}_{uuid.uuid4().hex[:6]}",
+                                            vis_backends=[dict(type="LocalVisBackend")], save_dir=str(tmp_path / f"side_{name}")))  # fmt: skip
+        side.add_scalars(dict(loss=0.5, acc=0.25), step=3)
+        runner.build_visualizer().add_scalars(dict(lr=0.1), step=1)  # the default: under the Runner's log_dir
+        lines[name] = ((tmp_path / f"side_{name}" / "vis_data" / "scalars.json").read_text(),
+                       (tmp_path / name / runner.timestamp / "vis_data" / "scalars.json").read_text())
+    assert lines["ours"] == lines["mmengine"] and '"loss": 0.5' in lines["ours"][0]

@@ -399,8 +399,6 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         """Train as MMEngine's ``Runner.train()``; resume or load weights first when asked. Returns the model."""
         if self._dataloaders["train"] is None:
             raise RuntimeError("Runner.train() needs train_dataloader, train_cfg and optim_wrapper")
-        if "val" in self._custom_loop_cfgs and self.distributed:
-            refuse("val_cfg", "type", f"type={self._custom_loop_cfgs['val']['type']!r} under a launcher")
         with self._run():
             if not self._schedule.by_epoch:  # MMEngine's iteration-based loop made its data iterator by now
                 self._iterator_seed.draw()

@@ -143,12 +143,12 @@ class RunnerAttributes:
         return self._eval_loop("test")
 
     def _run_custom_loop(self, stage: Literal["val", "test"], fitting: bool = False) -> dict[str, Any]:
-        """A custom loop's own ``run()``, in this process; outside a fit, hooks' ``after_run`` after it."""
-        if self.distributed:
-            refuse(f"{stage}_cfg", "type", f"type={self._custom_loop_cfgs[stage]['type']!r} under a launcher")
-        loop = self._custom_loop(stage)
-        if not fitting:
+        """A custom loop's own ``run()`` on every process (its sampler and evaluator share the work, as under
+        MMEngine); outside a fit the strategy starts the process group first, and hooks' ``after_run`` follows."""
+        if not fitting:  # the device, and the process group under a launcher, before the loop's sampler is built
+            self.trainer.strategy.setup_environment()
             self.model.to(self.trainer.strategy.root_device)
+        loop = self._custom_loop(stage)
         metrics = dict(loop.run())
         record_metrics(self, stage, loop, metrics, fitting=fitting or self.module.max_iters > 0)
         setattr(self.module, f"{stage}_metrics", metrics)

@@ -50,10 +50,8 @@ OPTIONS: tuple[Option, ...] = tuple(
     _options("Runner", "same", _SAME_RUNNER_ARGS)
     + [
         Option("Runner", "train_cfg", "partly", "MMEngine's two train loops; a custom train loop type is refused"),
-        Option("Runner", "val_cfg", "partly", "MMEngine's ValLoop (fp16 too), or a custom loop's run(); custom "
-               "loops are refused under a launcher"),
-        Option("Runner", "test_cfg", "partly", "MMEngine's TestLoop (fp16 too), or a custom loop's run(); custom "
-               "loops are refused under a launcher"),
+        Option("Runner", "val_cfg", "same", "MMEngine's ValLoop (fp16 too), or a custom loop's run()"),
+        Option("Runner", "test_cfg", "same", "MMEngine's TestLoop (fp16 too), or a custom loop's run()"),
         Option("Runner", "resume", "partly", "from mm2lightning's checkpoints and MMEngine's (epoch-based: at an "
                "epoch's end or within one; iteration-based), going on as MMEngine's loops; MMEngine's of "
                "iteration-based runs under a launcher are refused"),
@@ -68,10 +66,10 @@ OPTIONS: tuple[Option, ...] = tuple(
                "Lightning's fit loop runs train_step"),
         Option("val_cfg", "fp16", "same", "val_step under autocast (bfloat16 on CPU, float16 on GPU)"),
         Option("test_cfg", "fp16", "same", "test_step under autocast (bfloat16 on CPU, float16 on GPU)"),
-        Option("val_cfg", "type", "partly", "ValLoop, or a LOOPS type (a toolbox's): its run() in runner.val() and "
-               "where the training loop validates, in one process; refused under a launcher"),
-        Option("test_cfg", "type", "partly", "TestLoop, or a LOOPS type (a toolbox's): its run() in runner.test() "
-               "and `mm2lightning test`, in one process; refused under a launcher"),
+        Option("val_cfg", "type", "same", "ValLoop, or a LOOPS type (a toolbox's): its run() in runner.val() and "
+               "where the training loop validates, on every process under a launcher"),
+        Option("test_cfg", "type", "same", "TestLoop, or a LOOPS type (a toolbox's): its run() in runner.test() "
+               "and `mm2lightning test`, on every process under a launcher"),
     ]
     + _options("CheckpointHook", "same",
                "interval by_epoch save_optimizer save_param_scheduler out_dir max_keep_ckpts save_last save_best rule "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -222,3 +223,36 @@ def test_show_flags_draw_as_the_toolboxs_test_script(runs, style):
     assert our_windows == windows and (windows or style == "mmseg")
     for mine, theirs in zip(our_images, images):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_toolbox_loops_under_a_launcher_share_the_data_as_mmengines_loops(runs):
+    """Two processes under torchrun: a toolbox's test loop splits the data by its sampler and its evaluator gathers
+    them (the one-process metrics); a toolbox's val loop during training gives the built-in loop's metrics and best
+    checkpoint on the same two-process training."""
+    root, run, config, last, _, _ = runs
+    if config.name != "mini_cls.py":
+        pytest.skip("one config is enough: the loops do not depend on the train loop's kind")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                "-m", "mm2lightning.cli"]  # fmt: skip
+    user = root / "dist_loops.py"
+    user.write_text(f"_base_ = [{str(config)!r}]\ntest_cfg = dict(type='MiniTwicePassTestLoop', passes=2)\n"
+                    "val_cfg = dict(type='MiniTwicePassValLoop', passes=3)\n")
+    checkpoint = str(root / "ours" / f"{last}.ckpt")
+    one = run(str(COMMAND), "test", str(user), checkpoint, "--work-dir", str(root / "dist_one"))
+    two = run(*torchrun, "test", str(user), checkpoint, "--work-dir", str(root / "dist_two"), "--launcher", "pytorch")
+    metrics = [line for line in two.stdout.splitlines() if line.startswith("mini/top1=")]
+    assert len(metrics) == 2 and set(metrics) == {one.stdout.strip().splitlines()[-1]}  # each rank: all the data
+
+    def val_lines(done: subprocess.CompletedProcess) -> list[str]:
+        lines = (done.stdout + done.stderr).splitlines()
+        return [line.split(" - ")[-1].split("  ")[1] for line in lines if "(val) [" in line and "top1" in line]
+
+    custom = run(*torchrun, "train", str(user), "--work-dir", str(root / "dist_custom"), "--launcher", "pytorch")
+    built_in = run(*torchrun, "train", str(config), "--work-dir", str(root / "dist_built_in"), "--launcher", "pytorch")
+    assert val_lines(custom) == val_lines(built_in) and len(val_lines(custom)) == 3
+    assert all("passes: 3" in line for line in (custom.stdout + custom.stderr).splitlines() if "(val) [" in line)
+    best = [sorted(p.name for p in (root / run_dir).glob("best_*.ckpt")) for run_dir in ("dist_custom", "dist_built_in")]
+    assert best[0] == best[1] and len(best[0]) == 1

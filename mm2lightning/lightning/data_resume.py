@@ -1,9 +1,10 @@
-"""The data of the Runner's passes as MMEngine's loops give it: custom batch samplers run to their end, and a
-run resumed mid-epoch gets the data the uninterrupted run would have got."""
+"""The data of the Runner's passes as MMEngine's loops give it: custom batch samplers run to their end, a run
+resumed mid-epoch gets the data the uninterrupted run would have got, and one resumed from MMEngine's
+iteration-based checkpoint loads the batches MMEngine's loop loads."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch.utils.data import BatchSampler, DataLoader
@@ -134,3 +135,43 @@ def resume_loader(loader: DataLoader, epoch: int, in_epoch: int, in_all: int) ->
         in_epoch = in_all
     if in_epoch:
         _resume_in_epoch(loader, epoch, in_epoch)
+
+
+def _set_epoch(loader: DataLoader, epoch: int) -> None:
+    """As MMEngine's ``_InfiniteDataloaderIterator`` at a new pass: the sampler's (or batch sampler's) epoch."""
+    sampler = loader.sampler if callable(getattr(loader.sampler, "set_epoch", None)) else None
+    sampler = sampler or getattr(loader.batch_sampler, "sampler", None)
+    if callable(getattr(sampler, "set_epoch", None)):
+        sampler.set_epoch(epoch)
+
+
+def _go_on_with(loader: DataLoader, iterator: Any) -> None:
+    """The next ``iter(loader)`` returns ``iterator`` (a pass in progress); later ones start new passes."""
+    own = type(loader)
+
+    class GoingOn(own):  # type: ignore[valid-type, misc]
+        def __iter__(self) -> Any:
+            object.__setattr__(self, "__class__", own)
+            return iterator
+
+    GoingOn.__name__ = GoingOn.__qualname__ = own.__name__
+    object.__setattr__(loader, "__class__", GoingOn)
+
+
+def replay_batches(loader: DataLoader, count: int, first_pass: Callable[[DataLoader], None]) -> None:
+    """Load the first ``count`` batches as MMEngine's ``IterBasedTrainLoop`` does when it resumes, and go on
+    from there: passes from the first on, the sampler's epoch set at each new pass, the data pipeline (and its
+    random draws) run for every batch; the training takes the pass in progress. ``first_pass`` is called
+    once the first iterator exists (its base seed drawn)."""
+    iterator, epoch = iter(loader), 0
+    first_pass(loader)
+    for _ in range(count):
+        try:
+            next(iterator)
+        except StopIteration:
+            epoch += 1
+            _set_epoch(loader, epoch)
+            iterator = iter(loader)
+            next(iterator)
+    if isinstance(loader.sampler, InfiniteSampler) or count % len(loader):
+        _go_on_with(loader, iterator)

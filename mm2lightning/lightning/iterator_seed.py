@@ -9,6 +9,8 @@ dropout, ...) and the iterator's base seed (its workers' seeds) are MMEngine's.
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
@@ -36,8 +38,10 @@ class IteratorSeed(pl.Callback):
         self._state = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.release(trainer.train_dataloader)
+
+    def release(self, loader: Any) -> None:
         """The first iterator exists: the next ones draw from the global generator, as MMEngine's."""
-        loader = trainer.train_dataloader
         if self._generator is not None and getattr(loader, "generator", None) is self._generator:
             loader.generator = None
         self._generator = None

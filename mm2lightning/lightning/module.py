@@ -318,6 +318,7 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
             )
 
     def on_train_start(self) -> None:
+        self.model.train()  # as MMEngine's loops, also when resumed within an epoch (no on_train_epoch_start then)
         if self._resume_state is not None:
             load_training_state(self.optim_wrapper, self.param_schedulers, self._resume_state)
             self._resume_state = None
@@ -343,9 +344,7 @@ class MMLightningModule(DirectBatchHooks, pl.LightningModule):
             self.visualizer.dataset_meta = meta
 
     def on_train_epoch_start(self) -> None:
-        # As MMEngine's loops: the model's own train() runs (a toolbox backbone's norm_eval/frozen_stages keep
-        # their layers in eval mode there); Lightning restores these modes after each validation.
-        self.model.train()
+        self.model.train()  # the model's own train() (norm_eval...); Lightning restores modes after validation
         self._log_path.start_clock()  # as IterTimerHook.before_train_epoch
 
     # --------------------------------------------------------------- training

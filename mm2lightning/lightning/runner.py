@@ -22,7 +22,7 @@ from mm2lightning.dataset import build_dataloader
 from mm2lightning.dist import broadcast_object
 from mm2lightning.lightning.compile import CompileTrainStep, compile_options
 from mm2lightning.lightning.custom_loops import LoopValidation, is_custom_loop
-from mm2lightning.lightning.data_resume import fixed_epoch, resume_loader, whole_passes
+from mm2lightning.lightning.data_resume import fixed_epoch, replay_batches, resume_loader, whole_passes
 from mm2lightning.lightning.eval_autocast import EvalAutocast
 from mm2lightning.lightning.hook_driver import HookDriver
 from mm2lightning.lightning.iterator_seed import IteratorSeed
@@ -171,6 +171,7 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._loaded_weights = False  # as MMEngine: load_from applies once, in the first train/val/test
         self._resumed = False  # and resume once, in train
         self._resume_position = (0, 0, 0)  # epoch, batches done in it, and all batches, when resuming
+        self._replay_resume = False  # resuming MMEngine's iteration-based checkpoint: load the batches seen
 
         randomness = dict(randomness or {})
         self._randomness_cfg = randomness  # MMEngine's name: loops read diff_rank_seed from it
@@ -371,7 +372,10 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
                 if not self._sampler_epochs:  # default_hooks=dict(sampler_seed=None): no set_epoch, as MMEngine
                     fixed_epoch(built)
             if stage == "train" and any(self._resume_position):
-                resume_loader(built, *self._resume_position)
+                if self._replay_resume:  # MMEngine's IterBasedTrainLoop loads the batches it skips
+                    replay_batches(built, self._resume_position[2], self._iterator_seed.release)
+                else:
+                    resume_loader(built, *self._resume_position)
                 self._resume_position = (0, 0, 0)
             return built
 

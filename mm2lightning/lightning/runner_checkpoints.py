@@ -45,6 +45,7 @@ class RunnerCheckpoints:
     _meta: dict[str, Any]
     _hook_driver: Any
     _resume_position: tuple[int, int, int]
+    _replay_resume: bool
     auto_scale_lr: Any
     _schedule: Any
     world_size: int
@@ -114,12 +115,8 @@ class RunnerCheckpoints:
         rebuilt = None
         if kind == "mmengine":
             by_epoch = self._schedule.by_epoch
-            if not by_epoch and self.distributed:
-                raise CheckpointError(
-                    f"{path}: resume from an MMEngine checkpoint of an iteration-based run under a launcher is not "
-                    "supported yet (its position in the data is counted on the built dataloader); load_from loads "
-                    "its weights"
-                )
+            if not by_epoch and self.distributed:  # the position is counted on this rank's share of the data
+                self.trainer.strategy.setup_environment()
             try:
                 rebuilt = lightning_checkpoint_from_mmengine(
                     checkpoint, self.trainer, by_epoch, None if by_epoch else len(self.train_dataloader)
@@ -127,6 +124,7 @@ class RunnerCheckpoints:
             except ValueError as error:
                 raise CheckpointError(f"{path}: {error}") from error
         self._resume_position = position_in_epoch(rebuilt or checkpoint)  # MMEngine's epochs start again: (0, 0)
+        self._replay_resume = kind == "mmengine" and not self._schedule.by_epoch
         if rebuilt is None:
             return path
         return save_checkpoint_atomic(rebuilt, self.work_dir / f"{_REBUILT}{os.getpid()}.ckpt")

@@ -155,6 +155,22 @@ def _file_handler_classes() -> dict[str, type[logging.FileHandler]]:
     }
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """A stream handler writing to the ``sys.stdout`` of the moment (MMEngine's binds the stream it was built with,
+    which a later redirection, e.g. a test's capture, may have closed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stdout
+
+
 class MMLogger(Logger, ManagerMixin):
     """MMEngine's logger: a ``logging.Logger`` reached by instance name, printing to stdout on rank 0 only
     (errors on every rank) and writing ``log_file`` when given.
@@ -200,7 +216,7 @@ class MMLogger(Logger, ManagerMixin):
             log_level = logging._nameToLevel[log_level]
         global_rank = _rank()
 
-        stream_handler = logging.StreamHandler(stream=sys.stdout)
+        stream_handler = _StdoutHandler()
         stream_handler.setFormatter(MMFormatter(color=True, datefmt="%m/%d %H:%M:%S"))
         stream_handler.setLevel(log_level if global_rank == 0 else logging.ERROR)
         stream_handler.addFilter(FilterDuplicateWarning(logger_name))

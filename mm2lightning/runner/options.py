@@ -52,9 +52,8 @@ OPTIONS: tuple[Option, ...] = tuple(
         Option("Runner", "train_cfg", "partly", "MMEngine's two train loops; a custom train loop type is refused"),
         Option("Runner", "val_cfg", "same", "MMEngine's ValLoop (fp16 too), or a custom loop's run()"),
         Option("Runner", "test_cfg", "same", "MMEngine's TestLoop (fp16 too), or a custom loop's run()"),
-        Option("Runner", "resume", "partly", "from mm2lightning's checkpoints and MMEngine's (epoch-based: at an "
-               "epoch's end or within one; iteration-based), going on as MMEngine's loops; MMEngine's of "
-               "iteration-based runs under a launcher are refused"),
+        Option("Runner", "resume", "same", "from mm2lightning's checkpoints and MMEngine's (epoch-based: at an "
+               "epoch's end or within one; iteration-based, under a launcher too), going on as MMEngine's loops"),
         Option("Runner", "load_from", "partly", "a file, an http(s):// URL, an open-mmlab:// or torchvision:// name "
                "(downloaded into torch's hub cache, as MMEngine); file-backend schemes (s3://, ...) are refused"),
         Option("Runner", "launcher", "same", "'none', 'pytorch' (torchrun), 'slurm' (srun), 'mpi' (Open MPI's "

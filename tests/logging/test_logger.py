@@ -85,7 +85,9 @@ def test_other_ranks_print_errors_only_and_write_a_file_when_distributed(mmengin
     for label, cls in (("ours", MMLogger), ("ref", MMMMLogger)):
         (tmp_path / label).mkdir()
         logger = cls.get_instance(_name(label), log_file=str(tmp_path / label / "run.log"), distributed=distributed)
-        handlers[label] = [(type(h).__name__, h.level) for h in logger.handlers]
+        # the kind of each handler (ours writes to the sys.stdout of the moment: a StreamHandler subclass)
+        handlers[label] = [(next(c.__name__ for c in type(h).__mro__ if not c.__name__.startswith("_")), h.level)
+                           for h in logger.handlers]
         if distributed:
             assert re.fullmatch(r"run_.*_device\d+_rank1\.log", logger.log_file.rsplit("/", 1)[1])
     assert handlers["ours"] == handlers["ref"]
@@ -141,3 +143,17 @@ def test_print_log_targets(mmengine, capsys):
     MMLogger.get_instance(_name("newest"), logger_name="newest")
     print_log("to the current one", logger="current")
     assert "newest - INFO - to the current one" in capsys.readouterr().out
+
+
+def test_the_console_handler_writes_to_the_current_stdout():
+    """A logger built while another stdout was in place (closed since, e.g. a test's capture) still writes."""
+    import contextlib
+    import io
+
+    first, second = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(first):
+        logger = MMLogger.get_instance(_name("console"))
+    first.close()
+    with contextlib.redirect_stdout(second):
+        logger.info("after the first stdout closed")
+    assert "after the first stdout closed" in second.getvalue()

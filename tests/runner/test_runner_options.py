@@ -420,18 +420,3 @@ def test_resume_checks_the_gpu_count_of_the_checkpoints_config_as_mmengine(tmp_p
     resumed = _run(Runner, BaseModel, BaseMetric, tmp_path / "third", None, **again,
                    auto_scale_lr=dict(enable=True, base_batch_size=4))  # the rates are rescaled: allowed
     assert resumed.iter == 20
-
-
-def test_an_mmengine_iteration_checkpoint_under_a_launcher_is_refused(tmp_path, torchrun_variables, process_state):
-    from mm2lightning.runner import CheckpointError
-
-    first = _run(Runner, BaseModel, BaseMetric, tmp_path / "first", None, train_cfg=dict(by_epoch=False, max_iters=4),
-                 default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=4, by_epoch=False)))
-    mmengine_style = to_mmengine(torch.load(tmp_path / "first" / "iter_4.ckpt", weights_only=True))
-    torch.save(mmengine_style, tmp_path / "iter_4.pth")
-    runner = Runner(model=tiny(), work_dir=str(tmp_path / "second"), launcher="pytorch",
-                    train_dataloader=first.train_dataloader, train_cfg=dict(by_epoch=False, max_iters=8),
-                    optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05)), resume=True,
-                    load_from=str(tmp_path / "iter_4.pth"))
-    with pytest.raises(CheckpointError, match="resume from an MMEngine checkpoint of an iteration-based run under a"):
-        runner.train()

@@ -1,6 +1,6 @@
 """The reference: MMEngine's Runner on a config, as ``tools/train.py`` (run in a subprocess by the tests).
 
-Usage: python mmengine_train.py CONFIG WORK_DIR [train|test|tta CHECKPOINT]
+Usage: python mmengine_train.py CONFIG WORK_DIR [train|test|tta CHECKPOINT] (under torchrun too, with launcher='pytorch')
 Writes WORK_DIR/final.pt (the model's state_dict) after training, or WORK_DIR/metrics.json after testing (``tta``:
 with the config's tta_model and tta_pipeline, as mmdet's ``tools/test.py --tta``).
 """
@@ -12,6 +12,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+if not torch.cuda.is_available():  # MMEngine's init_dist selects a CUDA device: nothing to select on a CPU build
+    torch.cuda.set_device = lambda device: None
 config, work_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "train"
 cfg = Config.fromfile(config)
 cfg.work_dir = work_dir

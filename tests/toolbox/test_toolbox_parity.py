@@ -256,3 +256,40 @@ def test_toolbox_loops_under_a_launcher_share_the_data_as_mmengines_loops(runs):
     assert all("passes: 3" in line for line in (custom.stdout + custom.stderr).splitlines() if "(val) [" in line)
     best = [sorted(p.name for p in (root / run_dir).glob("best_*.ckpt")) for run_dir in ("dist_custom", "dist_built_in")]
     assert best[0] == best[1] and len(best[0]) == 1
+
+
+def test_resuming_mmengines_iteration_checkpoint_under_a_launcher_ends_as_mmengine(runs):
+    """MMEngine's IterBasedTrainLoop's checkpoint of iteration 7, resumed by mm2lightning, ends where MMEngine's own
+    resumed run ends: the batches seen are loaded again (the augmentation's random draws too), in one process and
+    in two under torchrun (each rank its share)."""
+    root, run, config, _, _, _ = runs
+    if config.name != "mini_cls_iter.py":
+        pytest.skip("MMEngine's iteration checkpoints come from the iteration-based config")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    one = root / "iter_resumed.py"
+    one.write_text(f"_base_ = [{str(config)!r}]\nresume = True\nload_from = {str(root / 'mmengine' / 'iter_7.pth')!r}\n")
+    run(sys.executable, str(HERE / "mmengine_train.py"), str(one), str(root / "mmengine_resumed"))
+    run(str(COMMAND), "train", str(config), "--resume", str(root / "mmengine" / "iter_7.pth"), "--work-dir",
+        str(root / "ours_resumed"))
+    reference = load_checkpoint_file(root / "mmengine_resumed" / "iter_14.pth")["state_dict"]
+    ours = torch.load(root / "ours_resumed" / "iter_14.ckpt", weights_only=True)["state_dict"]
+    for name, value in reference.items():
+        torch.testing.assert_close(ours[f"model.{name}"], value, rtol=0, atol=1e-5, msg=name)
+
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
+    user = root / "iter_launcher.py"
+    user.write_text(f"_base_ = [{str(config)!r}]\nlauncher = 'pytorch'\n"  # DDP of a CPU module: no device ids
+                    "model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False, device_ids=None)\n")
+    run(*torchrun, str(HERE / "mmengine_train.py"), str(user), str(root / "mmengine_dist"))
+    first = root / "mmengine_dist" / "iter_7.pth"
+    resumed = root / "iter_launcher_resumed.py"
+    resumed.write_text(f"_base_ = [{str(user)!r}]\nresume = True\nload_from = {str(first)!r}\n")
+    run(*torchrun, str(HERE / "mmengine_train.py"), str(resumed), str(root / "mmengine_dist_resumed"))
+    run(*torchrun, "-m", "mm2lightning.cli", "train", str(config), "--launcher", "pytorch", "--resume", str(first),
+        "--work-dir", str(root / "ours_dist_resumed"))
+    reference = load_checkpoint_file(root / "mmengine_dist_resumed" / "iter_14.pth")["state_dict"]
+    ours = torch.load(root / "ours_dist_resumed" / "iter_14.ckpt", weights_only=True)["state_dict"]
+    for name, value in reference.items():
+        torch.testing.assert_close(ours[f"model.{name}"], value, rtol=0, atol=1e-5, msg=name)

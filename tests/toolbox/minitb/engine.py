@@ -3,6 +3,7 @@ with its own run()."""
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.runner import TestLoop, ValLoop
 
@@ -63,8 +64,9 @@ class MiniShrinkHook(Hook):
         runner.message_hub.update_info("minitb_iters", self.iters)
 
     def after_train_epoch(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model  # as toolboxes' hooks
         with torch.no_grad():
-            runner.model.head.fc.weight.mul_(self.factor)
+            model.head.fc.weight.mul_(self.factor)
 
 
 @OPTIMIZERS.register_module()

@@ -18,8 +18,11 @@ _OWN_LOOPS = {"val": "ValLoop", "test": "TestLoop"}
 
 
 def is_custom_loop(stage: str, loop_cfg: Any) -> bool:
-    """Whether ``loop_cfg`` (a ``val_cfg``/``test_cfg`` dict) names a loop other than MMEngine's own."""
-    if not isinstance(loop_cfg, Mapping) or loop_cfg.get("type") is None:
+    """Whether ``loop_cfg`` (a ``val_cfg``/``test_cfg`` dict) names a loop other than MMEngine's own, or is a loop
+    object (MMEngine's ``build_val_loop`` takes one as it is)."""
+    if not isinstance(loop_cfg, Mapping):
+        return callable(getattr(loop_cfg, "run", None))
+    if loop_cfg.get("type") is None:
         return False
     loop_type, own = loop_cfg["type"], _OWN_LOOPS[stage]
     if isinstance(loop_type, str):

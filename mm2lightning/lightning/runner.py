@@ -253,7 +253,7 @@ class Runner(RunnerCheckpoints, RunnerAttributes):
         self._custom_loop_cfgs = {s: c for s, c in (("val", val_cfg), ("test", test_cfg)) if is_custom_loop(s, c)}
         self._custom_loops: dict[str, Any] = {}
         self._evaluator_cfgs = dict(val=val_evaluator, test=test_evaluator)
-        self._fp16_stages = tuple(stage for stage, cfg in (("val", val_cfg), ("test", test_cfg)) if (cfg or {}).get("fp16"))
+        self._fp16_stages = tuple(s for s, c in (("val", val_cfg), ("test", test_cfg)) if isinstance(c, Mapping) and c.get("fp16"))
         self._extra_callbacks = list(callbacks or [])
         self._loggers = loggers
         self._trainer: pl.Trainer | None = None

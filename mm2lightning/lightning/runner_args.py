@@ -367,10 +367,9 @@ def check_loop_arguments(loops: Mapping[str, tuple[Any, Any, Any]], param_schedu
             continue
         name, loop = f"{stage}_cfg", "ValLoop" if stage == "val" else "TestLoop"
         if not isinstance(loop_cfg, Mapping):
-            raise UnsupportedOptionError(
-                f"{name}={type(loop_cfg).__name__} object: give the loop as a config dict (type and its arguments); "
-                "mm2lightning builds loops with the Runner they need"
-            )
+            if callable(getattr(loop_cfg, "run", None)):
+                continue  # a loop object: run as it is, as MMEngine's build_val_loop/build_test_loop take it
+            raise TypeError(f"{stage}_loop should be a Loop object or dict, but got {loop_cfg}")
         if loop_cfg.get("type", loop) not in (loop, f"mmengine.{loop}"):
             continue  # a custom loop: its own arguments (see custom_loops.py)
         unknown = sorted(set(loop_cfg) - {"type", "fp16", "_scope_"})

@@ -50,8 +50,10 @@ OPTIONS: tuple[Option, ...] = tuple(
     _options("Runner", "same", _SAME_RUNNER_ARGS)
     + [
         Option("Runner", "train_cfg", "partly", "MMEngine's two train loops; a custom train loop type is refused"),
-        Option("Runner", "val_cfg", "same", "MMEngine's ValLoop (fp16 too), or a custom loop's run()"),
-        Option("Runner", "test_cfg", "same", "MMEngine's TestLoop (fp16 too), or a custom loop's run()"),
+        Option("Runner", "val_cfg", "same", "MMEngine's ValLoop (fp16 too), or a custom loop's run() (a LOOPS "
+               "config or a loop object)"),
+        Option("Runner", "test_cfg", "same", "MMEngine's TestLoop (fp16 too), or a custom loop's run() (a LOOPS "
+               "config or a loop object)"),
         Option("Runner", "resume", "same", "from mm2lightning's checkpoints and MMEngine's (epoch-based: at an "
                "epoch's end or within one; iteration-based, under a launcher too), going on as MMEngine's loops"),
         Option("Runner", "load_from", "partly", "a file, an http(s):// URL, an open-mmlab:// or torchvision:// name "

@@ -340,20 +340,19 @@ def test_sampler_seed_none_keeps_the_samplers_epoch_as_mmengine(mmengine, tmp_pa
     assert (seen["ours"][0] == seen["ours"][1]) == (sampler_seed is None)  # alike without the hook
 
 
-def test_loop_objects_are_refused_naming_the_loop(mmengine, tmp_path):
+def test_a_train_loop_object_is_refused_naming_the_loop_and_others_must_be_loops(mmengine, tmp_path):
     from mmengine.runner import ValLoop
 
     class MyValLoop(ValLoop):
         def __init__(self) -> None:  # a loop object built by the user
             pass
 
-    args = dict(model=tiny(), work_dir=str(tmp_path), val_dataloader=[1], val_evaluator=dict(type="DumpResults",
-                                                                                           out_file_path="x.pkl"))
-    with pytest.raises(UnsupportedOptionError, match="val_cfg=MyValLoop object: give the loop as a config dict"):
-        Runner(**args, val_cfg=MyValLoop())
     with pytest.raises(UnsupportedOptionError, match="train_cfg a MyValLoop object: .*other loops are refused"):
         Runner(model=tiny(), work_dir=str(tmp_path), train_dataloader=[1], train_cfg=MyValLoop(),
                optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)))
+    with pytest.raises(TypeError, match="val_loop should be a Loop object or dict, but got 3"):  # MMEngine's words
+        Runner(model=tiny(), work_dir=str(tmp_path), val_dataloader=[1], val_cfg=3,
+               val_evaluator=dict(type="DumpResults", out_file_path="x.pkl"))
 
 
 def test_runner_type_runner_and_flexible_runner_build_this_runner(tmp_path):

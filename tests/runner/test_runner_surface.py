@@ -287,3 +287,34 @@ def test_build_visualizer_writes_as_mmengines(mmengine, tmp_path):
         lines[name] = ((tmp_path / f"side_{name}" / "vis_data" / "scalars.json").read_text(),
                        (tmp_path / name / runner.timestamp / "vis_data" / "scalars.json").read_text())
     assert lines["ours"] == lines["mmengine"] and '"loss": 0.5' in lines["ours"][0]
+
+
+def test_a_loop_object_as_val_cfg_runs_where_mmengines_runner_runs_it(mmengine, tmp_path):
+    """val_cfg given as a loop object (MMEngine's build_val_loop takes it as it is): its run() at each validation."""
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+    from torch.utils.data import DataLoader
+
+    from mmengine.runner.base_loop import BaseLoop
+
+    class CountingLoop(BaseLoop):  # a loop object, bound to its runner once both exist
+        def __init__(self, dataloader) -> None:
+            super().__init__(None, dataloader)
+            self.epochs = []
+
+        def run(self) -> dict:
+            self.epochs.append(self.runner.epoch)
+            return dict(batches=len(self.dataloader))
+
+    seen = {}
+    for name, runner_cls, base, metric in (("ours", Runner, BaseModel, BaseMetric),
+                                           ("mmengine", MMRunner, MMBaseModel, MMBaseMetric)):  # fmt: skip
+        loader = DataLoader(_data()[:12], batch_size=4)
+        loop = CountingLoop(loader)
+        runner = _runner(runner_cls, base, metric, tmp_path / name, val_cfg=loop, val_dataloader=loader)
+        loop._runner = runner
+        runner.train()
+        assert runner.val_loop is loop
+        seen[name] = loop.epochs
+    assert seen["ours"] == seen["mmengine"] == [2, 3]

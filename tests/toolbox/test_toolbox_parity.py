@@ -31,6 +31,14 @@ from minitb_data import write_minitb_data  # noqa: E402
 RUNS = {"mini_cls.py": "epoch_3", "mini_cls_iter.py": "iter_14"}
 
 
+def torchrun(*args: str) -> list[str]:
+    """``python -m torch.distributed.run`` with 2 processes on a free port, then ``args``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", *args]
+
+
 @pytest.fixture(scope="module", params=list(RUNS))
 def runs(request, tmp_path_factory):
     """MMEngine's and mm2lightning's runs of the same toolbox config, data and seed."""
@@ -232,17 +240,14 @@ def test_toolbox_loops_under_a_launcher_share_the_data_as_mmengines_loops(runs):
     root, run, config, last, _, _ = runs
     if config.name != "mini_cls.py":
         pytest.skip("one config is enough: the loops do not depend on the train loop's kind")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-                "-m", "mm2lightning.cli"]  # fmt: skip
+    cli = ("-m", "mm2lightning.cli")
     user = root / "dist_loops.py"
     user.write_text(f"_base_ = [{str(config)!r}]\ntest_cfg = dict(type='MiniTwicePassTestLoop', passes=2)\n"
                     "val_cfg = dict(type='MiniTwicePassValLoop', passes=3)\n")
     checkpoint = str(root / "ours" / f"{last}.ckpt")
     one = run(str(COMMAND), "test", str(user), checkpoint, "--work-dir", str(root / "dist_one"))
-    two = run(*torchrun, "test", str(user), checkpoint, "--work-dir", str(root / "dist_two"), "--launcher", "pytorch")
+    two = run(*torchrun(*cli), "test", str(user), checkpoint, "--work-dir", str(root / "dist_two"),
+              "--launcher", "pytorch")
     metrics = [line for line in two.stdout.splitlines() if line.startswith("mini/top1=")]
     assert len(metrics) == 2 and set(metrics) == {one.stdout.strip().splitlines()[-1]}  # each rank: all the data
 
@@ -250,8 +255,9 @@ def test_toolbox_loops_under_a_launcher_share_the_data_as_mmengines_loops(runs):
         lines = (done.stdout + done.stderr).splitlines()
         return [line.split(" - ")[-1].split("  ")[1] for line in lines if "(val) [" in line and "top1" in line]
 
-    custom = run(*torchrun, "train", str(user), "--work-dir", str(root / "dist_custom"), "--launcher", "pytorch")
-    built_in = run(*torchrun, "train", str(config), "--work-dir", str(root / "dist_built_in"), "--launcher", "pytorch")
+    custom = run(*torchrun(*cli), "train", str(user), "--work-dir", str(root / "dist_custom"), "--launcher", "pytorch")
+    built_in = run(*torchrun(*cli), "train", str(config), "--work-dir", str(root / "dist_built_in"),
+                   "--launcher", "pytorch")
     assert val_lines(custom) == val_lines(built_in) and len(val_lines(custom)) == 3
     assert all("passes: 3" in line for line in (custom.stdout + custom.stderr).splitlines() if "(val) [" in line)
     best = [sorted(p.name for p in (root / run_dir).glob("best_*.ckpt")) for run_dir in ("dist_custom", "dist_built_in")]
@@ -265,9 +271,6 @@ def test_resuming_mmengines_iteration_checkpoint_under_a_launcher_ends_as_mmengi
     root, run, config, _, _, _ = runs
     if config.name != "mini_cls_iter.py":
         pytest.skip("MMEngine's iteration checkpoints come from the iteration-based config")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     one = root / "iter_resumed.py"
     one.write_text(f"_base_ = [{str(config)!r}]\nresume = True\nload_from = {str(root / 'mmengine' / 'iter_7.pth')!r}\n")
     run(sys.executable, str(HERE / "mmengine_train.py"), str(one), str(root / "mmengine_resumed"))
@@ -278,16 +281,15 @@ def test_resuming_mmengines_iteration_checkpoint_under_a_launcher_ends_as_mmengi
     for name, value in reference.items():
         torch.testing.assert_close(ours[f"model.{name}"], value, rtol=0, atol=1e-5, msg=name)
 
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
     user = root / "iter_launcher.py"
     user.write_text(f"_base_ = [{str(config)!r}]\nlauncher = 'pytorch'\n"  # DDP of a CPU module: no device ids
                     "model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False, device_ids=None)\n")
-    run(*torchrun, str(HERE / "mmengine_train.py"), str(user), str(root / "mmengine_dist"))
+    run(*torchrun(str(HERE / "mmengine_train.py")), str(user), str(root / "mmengine_dist"))
     first = root / "mmengine_dist" / "iter_7.pth"
     resumed = root / "iter_launcher_resumed.py"
     resumed.write_text(f"_base_ = [{str(user)!r}]\nresume = True\nload_from = {str(first)!r}\n")
-    run(*torchrun, str(HERE / "mmengine_train.py"), str(resumed), str(root / "mmengine_dist_resumed"))
-    run(*torchrun, "-m", "mm2lightning.cli", "train", str(config), "--launcher", "pytorch", "--resume", str(first),
+    run(*torchrun(str(HERE / "mmengine_train.py")), str(resumed), str(root / "mmengine_dist_resumed"))
+    run(*torchrun("-m", "mm2lightning.cli"), "train", str(config), "--launcher", "pytorch", "--resume", str(first),
         "--work-dir", str(root / "ours_dist_resumed"))
     reference = load_checkpoint_file(root / "mmengine_dist_resumed" / "iter_14.pth")["state_dict"]
     ours = torch.load(root / "ours_dist_resumed" / "iter_14.ckpt", weights_only=True)["state_dict"]

@@ -68,7 +68,8 @@ class RunnerCheckpoints:
         """Load the model weights of a checkpoint saved by MMEngine, by mm2lightning or a bare state dict.
 
         The file is read without running code from it (see
-        :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`). As MMEngine: ``strict=False`` by default,
+        :func:`mm2lightning.runner.checkpoint.load_checkpoint_file`). As MMEngine: the weights count as loaded
+        (a later ``train()``/``val()``/``test()`` does not load ``load_from`` over them); ``strict=False`` by default,
         with missing and unexpected keys reported in a warning; ``revise_keys`` are ``re.sub`` patterns applied
         to the keys in turn.
         """
@@ -89,6 +90,8 @@ class RunnerCheckpoints:
                 f"{filename}: missing keys {result.missing_keys}, unexpected keys {result.unexpected_keys}",
                 stacklevel=2,
             )
+        self._loaded_weights = True  # as MMEngine: load_from is not applied over these weights
+        self.logger.info(f"Load checkpoint from {filename}")
         return checkpoint
 
     def _prepare_resume(self, path: str | Path) -> Path:

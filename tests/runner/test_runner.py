@@ -861,3 +861,18 @@ def test_resume_from_an_mmengine_iteration_based_checkpoint_ends_where_mmengines
     ours, ref = _resumed_from_mmengines_iter_7(mmengine, iteration_based, tmp_path, monkeypatch)
     assert ours.iter == ref.iter == 13
     _assert_same_weights(ours, ref)
+
+
+def test_load_checkpoint_marks_the_weights_loaded_so_load_from_does_not_overwrite_them(tmp_path):
+    """As MMEngine's: after runner.load_checkpoint(B), train() does not load the config's load_from (A)."""
+    regression_runner(tmp_path / "a", max_epochs=1).train()
+    regression_runner(tmp_path / "b", max_epochs=2).train()
+    runner = regression_runner(tmp_path / "c", max_epochs=1, load_from=tmp_path / "a" / "epoch_1.ckpt")
+    runner.load_checkpoint(tmp_path / "b" / "epoch_2.ckpt")
+    runner.train()
+    reference = regression_runner(tmp_path / "d", max_epochs=1, load_from=tmp_path / "b" / "epoch_2.ckpt")
+    reference.train()
+    from_a = regression_runner(tmp_path / "e", max_epochs=1, load_from=tmp_path / "a" / "epoch_1.ckpt")
+    from_a.train()
+    assert all(torch.equal(p, q) for p, q in zip(params(runner.model), params(reference.model)))
+    assert not all(torch.equal(p, q) for p, q in zip(params(runner.model), params(from_a.model)))

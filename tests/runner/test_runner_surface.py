@@ -318,3 +318,25 @@ def test_a_loop_object_as_val_cfg_runs_where_mmengines_runner_runs_it(mmengine, 
         assert runner.val_loop is loop
         seen[name] = loop.epochs
     assert seen["ours"] == seen["mmengine"] == [2, 3]
+
+
+def test_auto_scale_lr_next_to_a_constructor_scales_as_mmengines(mmengine, tmp_path):
+    """auto_scale_lr with an optim_wrapper built by a constructor (paramwise rates): every group's rate as MMEngine's."""
+    import copy
+
+    from mmengine.evaluator import BaseMetric as MMBaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9), constructor="DefaultOptimWrapperConstructor",
+                         paramwise_cfg=dict(bias_lr_mult=2.0))
+    rates = {}
+    for name, (runner_cls, base, metric) in dict(ours=(Runner, BaseModel, BaseMetric),
+                                                 mmengine=(MMRunner, MMBaseModel, MMBaseMetric)).items():  # fmt: skip
+        runner = _runner(runner_cls, base, metric, tmp_path / name, optim_wrapper=copy.deepcopy(optim_wrapper),
+                         auto_scale_lr=dict(enable=True, base_batch_size=16), param_scheduler=None,
+                         train_cfg=dict(by_epoch=True, max_epochs=1))
+        runner.train()
+        rates[name] = [group["lr"] for group in runner.optim_wrapper.optimizer.param_groups]
+    assert rates["ours"] == pytest.approx(rates["mmengine"], rel=1e-12)
+    assert sorted(set(rates["ours"])) == pytest.approx([0.05 * 4 / 16, 2 * 0.05 * 4 / 16])  # batch 4, 1 process

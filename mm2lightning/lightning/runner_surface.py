@@ -24,7 +24,7 @@ from mm2lightning.lightning.runner_args import launcher_trainer_args, process_ra
 from mm2lightning.lightning.runner_args import scale_lr as _scale_lr
 from mm2lightning.logging import MessageHub, MMLogger
 from mm2lightning.lightning.runner_view import RunnerView
-from mm2lightning.lightning.vis_loggers import LocalVisLogger, build_visualizer, loggers_from_vis_backends
+from mm2lightning.lightning.vis_loggers import backend_loggers, build_visualizer
 from mm2lightning.optim import OptimWrapper
 from mm2lightning.optim import build_optim_wrapper as _build_optim_wrapper
 from mm2lightning.optim.scheduler import build_param_schedulers
@@ -233,11 +233,7 @@ class RunnerAttributes:
             visualizer = dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")])
         if not isinstance(visualizer, Mapping):
             return build_visualizer(visualizer, self.experiment_name, self.log_dir)
-        save_dir = Path(visualizer.get("save_dir", self.log_dir))
-        loggers = loggers_from_vis_backends(visualizer.get("vis_backends"), save_dir, self.experiment_name)
-        for logger in loggers:
-            if isinstance(logger, LocalVisLogger):
-                logger.json_log_path = f"{self.timestamp}.json"
+        loggers = backend_loggers(visualizer, self.log_dir, self.experiment_name, self.timestamp)
         return build_visualizer(visualizer, self.experiment_name, self.log_dir, loggers=loggers)
 
     # ------------------------------------------------------------ processes

@@ -408,11 +408,21 @@ def runner_visualizer(
     """
     if visualizer is None:
         return None, None
-    backends = visualizer.get("vis_backends") if isinstance(visualizer, Mapping) else None
-    save_dir = Path(visualizer.get("save_dir", log_dir)) if isinstance(visualizer, Mapping) else log_dir
-    built = [] if replaced else loggers_from_vis_backends(backends, save_dir, experiment_name)
+    built = [] if replaced else backend_loggers(visualizer, log_dir, experiment_name, timestamp)
     local = [logger for logger in built if isinstance(logger, LocalVisLogger)]
-    for logger in local:
-        logger.json_log_path = f"{timestamp}.json"
     vis = build_visualizer(visualizer, experiment_name, log_dir, loggers=local)
     return [logger for logger in built if not isinstance(logger, LocalVisLogger)], vis
+
+
+def backend_loggers(
+    visualizer: Any, log_dir: str | os.PathLike[str], experiment_name: str, timestamp: str
+) -> list[Logger]:
+    """The Lightning loggers of a visualizer config's ``vis_backends`` (under its ``save_dir``, else ``log_dir``),
+    ``LocalVisBackend``'s also writing LoggerHook's ``<timestamp>.json``."""
+    backends = visualizer.get("vis_backends") if isinstance(visualizer, Mapping) else None
+    save_dir = Path(visualizer.get("save_dir", log_dir)) if isinstance(visualizer, Mapping) else Path(log_dir)
+    loggers = loggers_from_vis_backends(backends, save_dir, experiment_name)
+    for logger in loggers:
+        if isinstance(logger, LocalVisLogger):
+            logger.json_log_path = f"{timestamp}.json"
+    return loggers

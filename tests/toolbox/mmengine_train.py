@@ -30,3 +30,5 @@ else:
     metrics = runner.test()
     with open(f"{work_dir}/metrics.json", "w") as f:
         json.dump({k: float(v) for k, v in metrics.items()}, f)
+if torch.distributed.is_available() and torch.distributed.is_initialized():
+    torch.distributed.destroy_process_group()  # MMEngine leaves it: gloo's threads then abort some exits
